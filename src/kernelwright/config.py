@@ -1,0 +1,99 @@
+"""One typed config per component. Each field says what it does; defaults are the sane choice.
+
+Nothing here imports torch or probes hardware.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class JudgeConfig:
+    """Correctness judge (`kernelwright check`)."""
+
+    device: str = "cpu"  # "cpu" (Triton interpreter) or "cuda"
+    timeout_s: float = 300.0  # wall-clock limit for one whole check of one answer
+    # Largest total input elements of one rescaled configuration. The task's own shapes are
+    # always checked; variants beyond this are scaled down. None: 2**16 on cpu, 2**28 on cuda.
+    max_variant_elements: int | None = None
+    min_sweep_configs: int = 8  # stage 2 checks at least this many configurations
+    determinism_runs: int = 3  # stage 4: identical inputs this many times, bitwise equal
+    seed: int | None = None  # None: a secret seed from os.urandom per check
+    host_memory_gb: float = 16.0  # RLIMIT_AS for the worker on cpu (CUDA reserves huge VA, so not there)
+    gpu_memory_fraction: float = 0.9  # torch.cuda.set_per_process_memory_fraction in the worker
+    require_custom_kernel: bool = True  # reject answers where no kernel of their own ran
+    sandbox_namespaces: bool = True  # new user/pid/net/mount namespaces via unshare(1) when available
+
+
+@dataclass
+class TimerConfig:
+    """Timing judge (`kernelwright bench`, keep/revert in the loop)."""
+
+    device: str = "cuda"
+    timeout_s: float = 600.0
+    warmup_ms: float = 25.0  # warm-up time before timed repetitions
+    rep_ms: float = 100.0  # target time of timed repetitions
+    min_reps: int = 10
+    max_reps: int = 1000
+    input_sets: int = 4  # rotating fresh input sets
+    flush_l2_bytes: int = 256 * 1024 * 1024  # written between repetitions
+    graph_below_us: float = 20.0  # use CUDA-graph timing below this median
+    keep_min_gain: float = 0.02  # "faster" only when the median gain exceeds max(this, A/A spread)
+    baselines: tuple[str, ...] = ("eager", "compile", "compile-max-autotune", "liger")
+
+
+@dataclass
+class LoopConfig:
+    """The optimization loop (`kernelwright optimize`)."""
+
+    budget_s: float = 8 * 3600.0  # wall-clock budget for the whole run
+    max_experiments: int | None = None  # across all tasks; None: until budget or move-on rules
+    beam_width: int = 3  # best nodes expanded per round
+    candidates_per_round: int = 4
+    max_consecutive_failures: int = 12  # move on after this many non-improving experiments
+    roofline_stop: float = 0.90  # move on at >= this fraction of the measured ceiling
+    target_speedup: float | None = None  # move on once reached
+    compile_workers: int = 2  # parallel CPU processes compiling candidates
+
+
+@dataclass
+class SearchConfig:
+    """Offline template proposer."""
+
+    max_configs_per_family: int = 64  # after roofline/occupancy pruning
+    halving_rounds: int = 3  # successive halving rounds over configs
+
+
+@dataclass
+class LLMConfig:
+    """LLM proposer. Endpoint and key come from the SDKs' own variables, never from here."""
+
+    provider: str = "openai"  # "openai" or "anthropic"
+    model: str = ""
+    max_tokens: int = 8192
+    temperature: float = 0.7
+    request_timeout_s: float = 300.0
+    max_retries: int = 4  # on timeouts, 429 and 5xx, with backoff
+    debug_attempts: int = 2  # debugger repairs per rejected answer
+
+
+@dataclass
+class PipelineConfig:
+    """Whole-model pipeline: profile, rank, extract, integrate, report."""
+
+    profile_iters: int = 3  # warm forward passes profiled
+    max_tasks: int = 8  # extracted tasks optimized, hottest first
+    min_share: float = 0.01  # ignore targets below this share of GPU time
+    speedup_priors: dict[str, float] = field(
+        default_factory=lambda: {
+            "pointwise": 1.6,
+            "reduction": 1.5,
+            "norm": 1.8,
+            "softmax": 1.7,
+            "loss": 1.8,
+            "scan": 1.5,
+            "matmul": 1.1,
+            "attention": 1.3,
+            "other": 1.0,
+        }
+    )

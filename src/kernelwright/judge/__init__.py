@@ -1,0 +1,18 @@
+"""The judge: decides whether an answer is correct (`check`) and how fast it is (`timer`).
+
+It never imports candidate code into its own process: candidates run in a sandboxed worker
+(judge/sandbox.py, judge/worker.py) and send back tensors as bytes (judge/protocol.py).
+The judge imports nothing from propose/ or loop/.
+"""
+from __future__ import annotations
+
+from .verdict import STAGES, Rejection, StageResult, Verdict
+
+__all__ = ["check", "STAGES", "Rejection", "StageResult", "Verdict"]
+
+
+def check(task_path, answer_path, config=None) -> Verdict:
+    """Full correctness judgement of one answer file against one task file."""
+    from .stages import check as _check
+
+    return _check(task_path, answer_path, config)
