@@ -35,6 +35,7 @@ class ProposalContext:
     rejected: list[Attempt] = field(default_factory=list)  # recent rejections with stage and message
     diagnosis: str = ""  # analyst / roofline text ("memory-bound at 61% of copy bandwidth ...")
     history_size: int = 0  # experiments already run on this task
+    run_dir: str = ""  # the run directory; a proposer may save its own files under run_dir/<proposer name>/
 
 
 @dataclass
@@ -54,6 +55,10 @@ class ProposerError(Exception):
 @runtime_checkable
 class Proposer(Protocol):
     name: str
+
+    def preflight(self) -> None:
+        """Fail fast (UsageError with a hint) before the run starts: missing key, endpoint down, ..."""
+        ...
 
     def propose(self, ctx: ProposalContext, n: int) -> list[Candidate]:
         """Return up to n new candidates (may return fewer; [] means this proposer is exhausted)."""
