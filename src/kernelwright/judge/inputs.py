@@ -1,0 +1,184 @@
+"""The judge's input factory: which shapes to check and what numbers to put in them.
+
+Shapes come from the task's size constants (task.py), rescaled. Contents come from the judge,
+seeded by a secret seed, never from the candidate: signed with a non-zero mean (a copy must not
+pass as ReLU), large identical values, extreme dynamic range, near-zero variance. Integer and
+bool inputs (indices, targets, masks) keep the task's own generator, re-seeded.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ..task import Task
+
+# Input kinds of stage 3, as data: name -> what it probes.
+KINDS: dict[str, str] = {
+    "signed": "N(0.5, 1): signed with a non-zero mean",
+    "identical": "every element 40.0: large identical values (overflow in naive exp/sum)",
+    "range": "sign * 10**U(-e, e): extreme dynamic range",
+    "flat": "3 + 1e-3 * N(0, 1): near-zero variance (cancellation in var = E[x^2] - E[x]^2)",
+}
+# Odd, non-power-of-two sizes every sweep tries where memory allows (issue 3).
+ODD_SIZES = (1023, 1537, 4097)
+RANGE_EXP = {torch.float64: 3.0, torch.float32: 3.0, torch.float16: 2.0, torch.bfloat16: 2.0}
+DEFAULT_CAP = {"cpu": 1 << 16, "cuda": 1 << 28}
+
+
+@dataclass(frozen=True)
+class ShapeConfig:
+    """One configuration: size-constant overrides and an optional dtype to cast floats to."""
+
+    overrides: tuple[tuple[str, int], ...] = ()
+    dtype: torch.dtype | None = None
+
+    @property
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.overrides)
+
+    def label(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.overrides] or ["task shapes"]
+        if self.dtype is not None:
+            parts.append(str(self.dtype).removeprefix("torch."))
+        return ", ".join(parts)
+
+
+def _odd(v: float) -> int:
+    v = max(1, int(round(v)))
+    return v if v % 2 else v + 1
+
+
+def size_candidates(v: int) -> list[int]:
+    """Values to try for one size constant, nearest-first; odd and non-power-of-two favoured."""
+    vals = [_odd(v / 2), _odd(v * 1.5), v + 1, _odd(v / 4), 2 * v - 1, *ODD_SIZES, 3, 17, 33]
+    out: list[int] = []
+    for x in vals:
+        if x >= 1 and x != v and x not in out:
+            out.append(x)
+    return out
+
+
+def count_elements(task: Task, overrides: dict[str, int]) -> int:
+    """Input elements plus model parameters at these sizes, without allocating (meta device)."""
+    try:
+        with torch.device("meta"):
+            ins = task.inputs(overrides, seed=0)
+            init = task.init_inputs(overrides, seed=0)
+            model = task.module.Model(*init)
+        n = sum(t.numel() for t in ins if isinstance(t, torch.Tensor))
+        return n + sum(p.numel() for p in model.parameters())
+    except Exception:
+        ins = task.inputs(overrides, seed=0)
+        return sum(t.numel() for t in ins if isinstance(t, torch.Tensor))
+
+
+def sweep_configs(task: Task, cap: int, want: int) -> list[ShapeConfig]:
+    """Rescaled configurations within `cap` elements: each constant varied alone, then jointly."""
+    consts = task.size_constants
+    tried: list[dict[str, int]] = []
+    per_const = {k: size_candidates(v) for k, v in consts.items()}
+    # Interleave constants so that every one is varied before any is varied twice.
+    depth = max((len(v) for v in per_const.values()), default=0)
+    for i in range(depth):
+        for k, vals in per_const.items():
+            if i < len(vals):
+                tried.append({k: vals[i]})
+    for scale in (0.5, 1.5, 0.25):
+        tried.append({k: _odd(v * scale) for k, v in consts.items()})
+    out: list[ShapeConfig] = []
+    for ov in tried:
+        if len(out) >= want:
+            break
+        try:
+            if count_elements(task, ov) > cap:
+                continue
+        except Exception:
+            continue  # the task cannot build at these sizes: not a variant
+        cfg = ShapeConfig(tuple(sorted(ov.items())))
+        if cfg not in out:
+            out.append(cfg)
+    return out
+
+
+def fits(task: Task, overrides: dict[str, int], cap: int) -> bool:
+    try:
+        return count_elements(task, overrides) <= cap
+    except Exception:
+        return False
+
+
+def scaled_down(task: Task, cap: int) -> dict[str, int]:
+    """The task's shapes scaled down (all constants by one factor) until they fit in cap."""
+    consts = task.size_constants
+    for f in (0.5, 0.25, 0.125, 1 / 16, 1 / 32, 1 / 64, 1 / 128, 1 / 256, 1 / 1024):
+        ov = {k: max(1, int(v * f)) for k, v in consts.items()}
+        if fits(task, ov, cap):
+            return ov
+    return {k: min(v, 4) for k, v in consts.items()}
+
+
+def long_reduction_configs(task: Task, base: dict[str, int], cap: int) -> list[ShapeConfig]:
+    """One configuration per constant: that constant as large as fits (x4 at most, odd), others at base."""
+    out = []
+    for k in task.size_constants:
+        v = base.get(k, task.size_constants[k])
+        for mult in (4, 3, 2):
+            ov = dict(base)
+            ov[k] = _odd(v * mult)
+            if fits(task, ov, cap):
+                out.append(ShapeConfig(tuple(sorted(ov.items()))))
+                break
+    return out
+
+
+def _fill(t: torch.Tensor, kind: str, gen: torch.Generator, positive: bool) -> torch.Tensor:
+    """New contents of kind `kind` for a floating template tensor t (same shape and dtype)."""
+    shape, dtype = t.shape, t.dtype
+    if kind == "task":
+        return t
+    if kind == "signed":
+        if positive:
+            # Keep the task's own domain (log, sqrt ...) at a new scale.
+            scale = math.exp(float(torch.empty(()).uniform_(-1, 1, generator=gen)))
+            return (t.abs() * scale).to(dtype)
+        x = torch.randn(shape, generator=gen, dtype=torch.float64) + 0.5
+    elif kind == "identical":
+        x = torch.full(shape, 40.0, dtype=torch.float64)
+    elif kind == "range":
+        e = RANGE_EXP.get(dtype, 2.0)
+        mag = 10.0 ** (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 * e - e)
+        sign = torch.where(torch.rand(shape, generator=gen) < 0.5, -1.0, 1.0).double()
+        x = mag if positive else mag * sign
+    elif kind == "flat":
+        x = 3.0 + 1e-3 * torch.randn(shape, generator=gen, dtype=torch.float64)
+    else:
+        raise ValueError(f"unknown input kind {kind!r}")
+    if positive:
+        x = x.abs()
+    return x.to(dtype)
+
+
+@dataclass
+class InputFactory:
+    """Makes inputs for (configuration, kind) from the judge's secret seed."""
+
+    task: Task
+    seed: int
+    positive: set[int] = field(default_factory=set)  # input positions whose domain is >= 0
+    _counter: int = 0
+
+    def make(self, cfg: ShapeConfig, kind: str = "signed") -> list:
+        self._counter += 1
+        s = (self.seed * 1_000_003 + self._counter) % (2**62)
+        templates = self.task.inputs(cfg.as_dict, seed=s)
+        gen = torch.Generator().manual_seed(s ^ 0x5DEECE66D)
+        out = []
+        for i, t in enumerate(templates):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                t = _fill(t, kind, gen, i in self.positive)
+                if cfg.dtype is not None:
+                    t = t.to(cfg.dtype)
+            out.append(t)
+        return out
