@@ -1,0 +1,165 @@
+"""Capture a model's forward as an ATen-level FX graph with shapes and dtypes.
+
+`capture(model, inputs)` runs `torch.export.export` and then `run_decompositions({})`: the graph
+is functional ATen (mutations turned into outputs, e.g. BatchNorm's running stats) but composite
+ops that a template matches as a whole are kept (`aten.linear`, `aten.layer_norm`,
+`aten.softmax.int`, `aten.cross_entropy_loss`, `aten.var.dim` ...). Every node's
+`meta["val"]` is a FakeTensor (or a SymInt / a tuple of them).
+
+Tensor inputs are exported with every dim dynamic (`Dim.AUTO`) where torch allows it, so sizes
+that follow the inputs appear as symbols and views read them through `aten.sym_size` nodes: an
+answer rendered from the graph then works at other shapes too. Dims that the model ties to its
+parameters are specialized to ints by export itself. When dynamic export fails the capture is
+retried with static shapes (`Captured.dynamic` says which one happened).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx
+
+from ..errors import TaskError
+
+# Placeholder kinds, as `Source.kind`.
+PARAMETER, BUFFER, INPUT, CONSTANT = "parameter", "buffer", "input", "constant"
+
+
+@dataclass
+class Source:
+    """Where a placeholder's value comes from at run time."""
+
+    kind: str  # PARAMETER | BUFFER | INPUT | CONSTANT
+    target: str  # parameter/buffer FQN ("lin.weight"), input name, or constant name
+    index: int = -1  # position among the forward's arguments (INPUT only)
+
+
+@dataclass
+class Output:
+    """One graph output: a user output, or the new value of a mutated buffer."""
+
+    node: fx.Node | None  # None for a non-tensor constant output
+    kind: str  # "user" | "buffer_mutation"
+    target: str = ""  # buffer FQN for "buffer_mutation"
+    value: Any = None  # the literal when node is None
+
+
+@dataclass
+class Captured:
+    gm: fx.GraphModule
+    placeholders: dict[str, Source]  # placeholder node name -> where its value comes from
+    outputs: list[Output]
+    example_inputs: list  # the inputs the capture ran with
+    dynamic: bool  # True when exported with dynamic dims
+    exported: Any = None  # the torch.export.ExportedProgram
+    constants: dict[str, Any] = field(default_factory=dict)  # lifted tensor constants by name
+
+    @property
+    def graph(self) -> fx.Graph:
+        return self.gm.graph
+
+    def nodes(self) -> list[fx.Node]:
+        return list(self.gm.graph.nodes)
+
+    def user_inputs(self) -> list[fx.Node]:
+        """Placeholders fed by the forward's arguments, in argument order."""
+        ph = [n for n in self.gm.graph.nodes if n.op == "placeholder" and self.placeholders[n.name].kind == INPUT]
+        return sorted(ph, key=lambda n: self.placeholders[n.name].index)
+
+
+def _dynamic_spec(inputs: list) -> tuple:
+    from torch.export import Dim
+
+    return tuple({d: Dim.AUTO for d in range(x.dim())} if isinstance(x, torch.Tensor) else None for x in inputs)
+
+
+def _export(model: torch.nn.Module, inputs: tuple, dynamic: bool):
+    kwargs = {"dynamic_shapes": _dynamic_spec(list(inputs))} if dynamic else {}
+    # export prints/warns about specializations; that is expected, not news for the user.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        ep = torch.export.export(model, inputs, strict=False, **kwargs)
+        return ep.run_decompositions({})
+
+
+def capture(model: torch.nn.Module, inputs: list, dynamic: bool = True) -> Captured:
+    """Export `model(*inputs)` to a functional ATen graph; raises TaskError when torch cannot."""
+    args = tuple(inputs)
+    ep, errors = None, []
+    for dyn in ([True, False] if dynamic else [False]):
+        try:
+            ep = _export(model, args, dyn)
+            dynamic = dyn
+            break
+        except Exception as exc:  # export raises many types; the message is what matters
+            errors.append(f"{'dynamic' if dyn else 'static'}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    if ep is None:
+        raise TaskError(
+            f"torch.export could not capture {type(model).__name__}.forward ({'; '.join(errors)})",
+            "Make the forward traceable (no data-dependent Python control flow), or use the LLM proposer.",
+        )
+    sig = ep.graph_signature
+    placeholders: dict[str, Source] = {}
+    from torch.export.graph_signature import InputKind, OutputKind
+
+    user_index = 0
+    for spec in sig.input_specs:
+        name = spec.arg.name
+        if spec.kind == InputKind.PARAMETER:
+            placeholders[name] = Source(PARAMETER, spec.target)
+        elif spec.kind == InputKind.BUFFER:
+            placeholders[name] = Source(BUFFER, spec.target)
+        elif spec.kind == InputKind.USER_INPUT:
+            placeholders[name] = Source(INPUT, name, user_index)
+            user_index += 1
+        else:  # lifted tensor constants, custom objects, tokens
+            placeholders[name] = Source(CONSTANT, spec.target or name)
+    gm = ep.graph_module
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    returned = list(out_node.args[0])
+    outputs: list[Output] = []
+    for spec, value in zip(sig.output_specs, returned):
+        node = value if isinstance(value, fx.Node) else None
+        lit = None if node is not None else value
+        if spec.kind == OutputKind.BUFFER_MUTATION:
+            outputs.append(Output(node, "buffer_mutation", spec.target, lit))
+        elif spec.kind == OutputKind.USER_OUTPUT:
+            outputs.append(Output(node, "user", "", lit))
+        else:
+            raise TaskError(
+                f"the captured graph has an output of kind {spec.kind.name}, which kernelwright does not handle",
+                "Only forward passes that return tensors and mutate buffers are supported.",
+            )
+    return Captured(
+        gm=gm,
+        placeholders=placeholders,
+        outputs=outputs,
+        example_inputs=list(inputs),
+        dynamic=dynamic,
+        exported=ep,
+        constants=dict(ep.constants),
+    )
+
+
+def target_name(node: fx.Node) -> str:
+    """'aten.add.Tensor' for an ATen call, 'getitem' for operator.getitem, else the op kind."""
+    if node.op != "call_function":
+        return node.op
+    t = node.target
+    if isinstance(t, torch._ops.OpOverload):
+        return f"aten.{t._schema.name.split('::')[-1]}.{t._overloadname}" if t.namespace == "aten" else str(t)
+    return getattr(t, "__name__", str(t))
+
+
+def packet_name(node: fx.Node) -> str:
+    """'aten.add' (the overload packet) for an ATen call; same as target_name otherwise."""
+    name = target_name(node)
+    return ".".join(name.split(".")[:2]) if name.startswith("aten.") else name
+
+
+def meta_val(node: Any):
+    return node.meta.get("val") if isinstance(node, fx.Node) else node
