@@ -54,6 +54,15 @@ class LoopConfig:
     roofline_stop: float = 0.90  # move on at >= this fraction of the measured ceiling
     target_speedup: float | None = None  # move on once reached
     compile_workers: int = 2  # parallel CPU processes compiling candidates
+    # Move-on rules in force, by name (loop/rules.py holds their definitions). AutoKernel's four
+    # (budget, plateau, roofline, target) plus the experiment cap and, on a CPU where nothing is
+    # timed, stopping at the first correct answer.
+    move_on: tuple[str, ...] = ("budget", "max-experiments", "plateau", "roofline", "target", "cpu-correct")
+    diversity_slots: int = 1  # of beam_width parents, this many go to the best of a family not yet chosen
+    rejected_shown: int = 8  # rejected children (stage + message) handed to a proposer
+    # On cuda, no correctness check runs while a candidate is being timed: checks launch kernels on
+    # the same GPU and would skew the times. False overlaps them (more experiments/hour, noisier).
+    quiet_timing: bool = True
 
 
 @dataclass
@@ -75,6 +84,18 @@ class LLMConfig:
     request_timeout_s: float = 300.0
     max_retries: int = 4  # on timeouts, 429 and 5xx, with backoff
     debug_attempts: int = 2  # debugger repairs per rejected answer
+    stream: bool = False  # stream replies (SSE); a stream cut mid-reply is retried whole
+    retry_backoff_s: float = 1.0  # our own retries (cut streams, adapted params): this * 2**k seconds
+    reply_retries: int = 2  # extra writer/debugger turns when a reply has no usable ```python block
+    candidates_per_call: int = 1  # candidates written per propose() (each costs planner + writer calls)
+    # OpenAI's reasoning models refuse "max_tokens", older local servers "max_completion_tokens";
+    # the client switches once when a 400 names the one it sent.
+    openai_max_tokens_param: str = "max_completion_tokens"
+    max_prompt_chars: int = 6000  # cap on each log/message/source excerpt put into a prompt
+    # USD per million (input, output) tokens; None: looked up in propose/llm/prices.json by model.
+    price_per_mtok: tuple[float, float] | None = None
+    # A playbook findings file shared across runs ("" = only the run's own copy, DIR/llm/playbook.md).
+    findings_path: str = ""
 
 
 @dataclass

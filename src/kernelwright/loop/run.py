@@ -1,0 +1,657 @@
+"""The optimization loop: for each task in turn, propose -> check -> time -> keep/revert, one
+ledger row per experiment, until a move-on rule fires.
+
+Run directory (the fixed contract in architecture.md):
+    DIR/run.json          what was asked (targets, configs) and where it stands; resume reads it
+    DIR/ledger.sqlite     every experiment (loop/ledger.py); results.tsv mirrors it row for row
+    DIR/sources/<h>.py    every candidate's source, by hash
+    DIR/kernels/<name>.py the best accepted answer of each task (the incumbent)
+Resume: the same call on the same DIR goes on from the ledger. Every decision input (the tree,
+the incumbent, the time spent, the counts the rules look at) is read back from ledger rows, so a
+run killed at any instant loses at most the experiments in flight and repeats nothing.
+
+Throughput: candidates of a round are checked in parallel (threads over judge.check, which runs
+each candidate in its own worker process); the GPU times one candidate at a time, in this thread.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..config import JudgeConfig, LoopConfig, TimerConfig
+from ..errors import TaskError, UsageError
+from ..propose.base import Candidate, Proposer
+from . import search
+from .ledger import Ledger, _atomic_write, dumps
+from .live import LiveView
+from .rules import EXHAUSTED, TaskState, active_rules, move_on_reason, share
+
+CPU_NOTE = (
+    "cpu: correctness only (Triton interpreter). Nothing is timed; the first accepted answer of "
+    "each task is kept."
+)
+_MODELNEW = re.compile(r"\bclass\s+ModelNew\b|^\s*ModelNew\s*=", re.MULTILINE)
+
+
+@dataclass
+class TaskTarget:
+    name: str
+    path: Path  # a KernelBench-format task file
+    weight: float = 1.0  # expected whole-model gain share (Amdahl); the budget is split by it
+
+
+@dataclass
+class TaskOutcome:
+    name: str
+    best_path: Path | None  # run_dir/kernels/<name>.py, or None when nothing was accepted
+    best_speedup: float | None  # incumbent's speedup vs eager; None on cpu (nothing timed)
+    experiments: int
+    accepted: int
+    stop_reason: str
+
+
+class LoopInterrupted(KeyboardInterrupt):
+    """Ctrl-C: the ledger is consistent and the run resumes with the same call; carries outcomes."""
+
+    def __init__(self, outcomes: dict[str, TaskOutcome], run_dir: Path) -> None:
+        super().__init__(f"interrupted; resume with the same command and --out {run_dir}")
+        self.outcomes = outcomes
+        self.run_dir = run_dir
+
+
+@dataclass
+class Judges:
+    """The judge calls the loop makes. Tests may pass their own; the run imports the real ones."""
+
+    check: Callable[[Path, Path, JudgeConfig], Any]  # -> judge.verdict.Verdict
+    time: Callable[[Path, Path, TimerConfig], Any] | None = None  # -> judge.timer.TimingReport
+    compare: Callable[[Path, Path, Path, TimerConfig], Any] | None = None  # -> judge.timer.Comparison
+
+
+def default_judges(device: str) -> Judges:
+    from ..judge import check
+
+    if device != "cuda":
+        return Judges(check=check)
+    from ..judge.timer import compare, time_answer  # imported only where there is a GPU to time on
+
+    return Judges(check=check, time=time_answer, compare=compare)
+
+
+@dataclass
+class Proposal:
+    """One candidate to judge, or one proposer failure (candidate None) that costs a row."""
+
+    parent: int  # node key; search.ROOT for the root
+    proposer: str
+    candidate: Candidate | None
+    source_hash: str | None = None
+    error: str = ""
+    propose_s: float = 0.0
+
+
+def optimize_tasks(
+    targets: list[TaskTarget],
+    run_dir: Path,
+    proposers: list[Proposer],
+    *,
+    device: str,
+    judge_cfg: JudgeConfig,
+    timer_cfg: TimerConfig | None,
+    loop_cfg: LoopConfig,
+    console=None,
+    judges: Judges | None = None,
+) -> dict[str, TaskOutcome]:
+    """Optimize each task in order (hottest first), resuming whatever DIR already holds."""
+    _validate(targets, proposers, device, loop_cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "kernels").mkdir(exist_ok=True)
+    runfile = RunFile.begin(run_dir, targets, proposers, device, judge_cfg, timer_cfg, loop_cfg)
+    for p in proposers:
+        p.preflight()
+    run = _Run(
+        run_dir=run_dir,
+        targets=targets,
+        proposers=proposers,
+        device=device,
+        judge_cfg=judge_cfg,
+        timer_cfg=(timer_cfg or TimerConfig()) if device == "cuda" else timer_cfg,
+        cfg=loop_cfg,
+        judges=judges or default_judges(device),
+        view=LiveView(console, device),
+        runfile=runfile,
+    )
+    return run.go()
+
+
+def _validate(targets: list[TaskTarget], proposers: list[Proposer], device: str, cfg: LoopConfig) -> None:
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {device!r}", "Use cpu or cuda.")
+    if not targets:
+        raise UsageError("no tasks to optimize", "Pass at least one task file.")
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise UsageError(f"task names repeat: {names}", "Give each task a distinct name.")
+    for t in targets:
+        if not Path(t.path).is_file():
+            raise TaskError(f"task file not found: {t.path}", "Pass the path of a KernelBench-format .py file.")
+        if not t.weight > 0:
+            raise UsageError(f"task {t.name} has weight {t.weight}", "Weights must be > 0 (expected gain shares).")
+    if not proposers:
+        raise UsageError("no proposers", "Use --proposer search, llm, or search,llm.")
+    if cfg.compile_workers < 1 or cfg.beam_width < 1 or cfg.candidates_per_round < 1:
+        raise UsageError("compile_workers, beam_width and candidates_per_round must be >= 1", "Fix the LoopConfig.")
+    active_rules(cfg)  # unknown rule names fail here, before anything runs
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class RunFile:
+    """DIR/run.json: what was asked (targets, configs) and where each task stands."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def begin(cls, run_dir, targets, proposers, device, judge_cfg, timer_cfg, loop_cfg) -> "RunFile":
+        path = run_dir / "run.json"
+        asked = [{"name": t.name, "path": str(t.path), "weight": t.weight, "sha256": _sha(t.path)} for t in targets]
+        config = {
+            "device": device,
+            "proposers": [p.name for p in proposers],
+            "loop": dataclasses.asdict(loop_cfg),
+            "judge": dataclasses.asdict(judge_cfg),
+            "timer": dataclasses.asdict(timer_cfg) if timer_cfg is not None else None,
+        }
+        if path.exists():
+            data = json.loads(path.read_text())
+            before = [(t["name"], t["sha256"]) for t in data.get("targets", [])]
+            if before != [(t["name"], t["sha256"]) for t in asked]:
+                raise UsageError(
+                    f"{run_dir} holds a run of other tasks ({', '.join(n for n, _ in before)}), or their files changed",
+                    "Resume with the same target unchanged, or pass a new --out directory.",
+                )
+            if data.get("device") != device:
+                raise UsageError(
+                    f"{run_dir} holds a {data.get('device')} run; this one asks for {device}",
+                    f"Resume with --device {data.get('device')}, or pass a new --out directory.",
+                )
+            data["sessions"] = data.get("sessions", 1) + 1
+        else:
+            data = {"version": 1, "device": device, "created_at": _now(), "sessions": 1, "tasks": {}}
+        # The latest call's configuration is what this session runs under (a resume may raise the budget).
+        data.update(targets=asked, config=config, state="running", updated_at=_now())
+        rf = cls(path, data)
+        rf.save()
+        return rf
+
+    def task(self, name: str) -> dict[str, Any]:
+        return self.data["tasks"].setdefault(name, {})
+
+    def set_task(self, name: str, **fields: Any) -> None:
+        self.task(name).update(fields)
+        self.save()
+
+    def set_state(self, state: str) -> None:
+        self.data["state"] = state
+        self.save()
+
+    def save(self) -> None:
+        self.data["updated_at"] = _now()
+        _atomic_write(self.path, json.dumps(self.data, indent=2, default=str) + "\n")
+
+
+class _QuietGPU:
+    """Checks share the GPU with each other; timing has it alone (when LoopConfig.quiet_timing)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.cond = threading.Condition()
+        self.checks = 0
+        self.timing = False
+
+    @contextmanager
+    def checking(self) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        with self.cond:
+            self.cond.wait_for(lambda: not self.timing)
+            self.checks += 1
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.checks -= 1
+                self.cond.notify_all()
+
+    @contextmanager
+    def timing_alone(self) -> Iterator[None]:
+        if not self.enabled:
+            yield
+            return
+        with self.cond:
+            self.timing = True  # no new check starts from here on
+            self.cond.wait_for(lambda: self.checks == 0)
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.timing = False
+                self.cond.notify_all()
+
+
+@dataclass
+class _Run:
+    run_dir: Path
+    targets: list[TaskTarget]
+    proposers: list[Proposer]
+    device: str
+    judge_cfg: JudgeConfig
+    timer_cfg: TimerConfig | None
+    cfg: LoopConfig
+    judges: Judges
+    view: LiveView
+    runfile: RunFile
+
+    def go(self) -> dict[str, TaskOutcome]:
+        self.ledger = Ledger.open(self.run_dir)  # repairs results.tsv if a crash left it behind
+        self.pool = ThreadPoolExecutor(max_workers=self.cfg.compile_workers, thread_name_prefix="kw-check")
+        self.gpu = _QuietGPU(self.device == "cuda" and self.cfg.quiet_timing)
+        if self.device == "cpu":
+            self.view.note(CPU_NOTE)
+        outcomes: dict[str, TaskOutcome] = {}
+        current: _TaskRun | None = None
+        try:
+            for i, target in enumerate(self.targets):
+                budget_s, max_exp = self._allowance(i)
+                current = _TaskRun(self, target, budget_s, max_exp)
+                outcomes[target.name] = current.go()
+                current = None
+            self.runfile.set_state("finished")
+            self.view.summary(outcomes)
+            if self.device == "cpu":
+                self.view.note("Nothing was timed (cpu): speedups are unknown; time the kept answers on a GPU.")
+            return outcomes
+        except KeyboardInterrupt:
+            self.view.stop()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for t in self.targets:
+                if t.name not in outcomes:
+                    outcomes[t.name] = (current.outcome("interrupted") if current and current.target is t
+                                        else self._untouched(t))
+            if current is not None:
+                self.runfile.set_task(current.target.name, status="interrupted")
+            self.runfile.set_state("interrupted")
+            n = self.ledger.count()
+            self.view.note(
+                f"Interrupted: the experiment(s) in flight were abandoned; {n} experiments are saved in "
+                f"{self.run_dir / 'ledger.sqlite'}. To resume, run the same command again with --out {self.run_dir}."
+            )
+            raise LoopInterrupted(outcomes, self.run_dir) from None
+        finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.ledger.close()
+
+    def _allowance(self, i: int) -> tuple[float, int | None]:
+        """Task i's share of the run's wall time and experiment cap, split by weight (see rules.share)."""
+        before = self.targets[:i]
+        w_left = sum(t.weight for t in self.targets[i:])
+        w = self.targets[i].weight
+        used_s = sum(_elapsed(self.ledger.rows(t.name)) for t in before)
+        budget_s = share(self.cfg.budget_s, used_s, w, w_left)
+        if self.cfg.max_experiments is None:
+            return budget_s, None
+        left = max(0, self.cfg.max_experiments - sum(self.ledger.count(t.name) for t in before))
+        if i == len(self.targets) - 1:
+            return budget_s, left
+        return budget_s, min(left, max(1 if left else 0, round(share(left, 0, w, w_left))))
+
+    def _untouched(self, t: TaskTarget) -> TaskOutcome:
+        rows = self.ledger.rows(t.name)
+        return TaskOutcome(t.name, None, None, len(rows), sum(r["verdict"] == "accepted" for r in rows), "not started")
+
+
+def _elapsed(rows: list[dict[str, Any]]) -> float:
+    return float(rows[-1]["task_elapsed_s"] or 0.0) if rows else 0.0
+
+
+def _fraction(pct: float | None) -> float | None:
+    """TimingReport.pct_of_ceiling is a percentage (0..100); the ledger and rules use 0..1."""
+    return None if pct is None else float(pct) / 100.0
+
+
+def _bad_candidate(c: Any) -> str | None:
+    if not isinstance(c, Candidate):
+        return f"proposer returned a {type(c).__name__}, not a Candidate"
+    if not isinstance(c.source, str):
+        return f"candidate source is a {type(c.source).__name__}, not the text of an answer file"
+    if not _MODELNEW.search(c.source):
+        return "candidate source defines no ModelNew (not an answer file)"
+    return None
+
+
+class _TaskRun:
+    """One task: rounds of (choose parents -> propose -> check in parallel -> time -> keep/revert)."""
+
+    def __init__(self, run: _Run, target: TaskTarget, budget_s: float, max_exp: int | None) -> None:
+        self.run = run
+        self.target = target
+        self.name = target.name
+        self.task_path = Path(target.path)
+        self.task_source = self.task_path.read_text()
+        self.budget_s = budget_s
+        self.max_exp = max_exp
+        self.ledger = run.ledger
+        self.cfg = run.cfg
+        self.device = run.device
+        self.rows = self.ledger.rows(self.name)
+        self.seen = {r["source_hash"] for r in self.rows if r["source_hash"]}
+        kept = [r for r in self.rows if r["decision"] == "kept"]
+        self.incumbent: dict[str, Any] | None = kept[-1] if kept else None
+        self.best_path = run.run_dir / "kernels" / f"{self.name}.py"
+        self.spent_before = _elapsed(self.rows)
+        self.t0 = time.monotonic()
+        self.round = 0
+        self.exhausted: set[int] = set()  # node keys no proposer has anything new for
+        self.dead: set[tuple[int, str]] = set()  # (node, proposer) pairs that returned nothing new
+
+    # ---- state the rules read ------------------------------------------------------------------
+    def spent(self) -> float:
+        return self.spent_before + (time.monotonic() - self.t0)
+
+    def state(self) -> TaskState:
+        kept_at = [i for i, r in enumerate(self.rows) if r["decision"] == "kept"]
+        inc = self.incumbent or {}
+        return TaskState(
+            device=self.device,
+            experiments=len(self.rows),
+            kept=len(kept_at),
+            since_improvement=len(self.rows) - 1 - kept_at[-1] if kept_at else len(self.rows),
+            spent_s=self.spent(),
+            budget_s=self.budget_s,
+            max_experiments=self.max_exp,
+            best_speedup=inc.get("speedup_eager"),
+            best_ceiling=inc.get("pct_ceiling"),
+        )
+
+    def outcome(self, reason: str) -> TaskOutcome:
+        inc = self.incumbent
+        return TaskOutcome(
+            name=self.name,
+            best_path=self.best_path if inc else None,
+            best_speedup=inc.get("speedup_eager") if inc else None,
+            experiments=len(self.rows),
+            accepted=sum(r["verdict"] == "accepted" for r in self.rows),
+            stop_reason=reason,
+        )
+
+    # ---- the task's loop -----------------------------------------------------------------------
+    def go(self) -> TaskOutcome:
+        self._sync_best_file()
+        rf = self.run.runfile
+        rf.set_task(self.name, status="running", budget_s=self.budget_s, max_experiments=self.max_exp)
+        view = self.run.view
+        view.start_task(self.name, len(self.rows), self.max_exp, self.budget_s,
+                        (self.incumbent or {}).get("speedup_eager"), self.state().kept)
+        reason = EXHAUSTED if rf.task(self.name).get("stop_reason") == EXHAUSTED else None
+        while reason is None:
+            reason = move_on_reason(self.state(), self.cfg)
+            if reason is not None:
+                break
+            parents = search.choose_parents(self.rows, self.device, self.cfg, self.exhausted)
+            if not parents:
+                reason = EXHAUSTED
+                break
+            proposals = self._propose(parents)
+            self._judge(proposals)
+            self.round += 1
+        out = self.outcome(reason)
+        rf.set_task(self.name, status="done", stop_reason=reason, experiments=out.experiments,
+                    accepted=out.accepted, best_speedup=out.best_speedup,
+                    best_path=str(out.best_path) if out.best_path else None, spent_s=self.spent())
+        view.end_task(self.name, reason)
+        return out
+
+    def _room(self) -> int | None:
+        return None if self.max_exp is None else max(0, self.max_exp - len(self.rows))
+
+    def _propose(self, parents: list[int]) -> list[Proposal]:
+        """Ask proposers for candidates for each parent (in turn, rotating); failures become rows."""
+        per_parent = math.ceil(self.cfg.candidates_per_round / len(parents))
+        props = self.run.proposers
+        out: list[Proposal] = []
+        for i, parent in enumerate(parents):
+            got_any = False
+            for k in range(len(props)):
+                room = self._room()
+                if room is not None and room - len(out) <= 0:
+                    return out
+                p = props[(self.round + i + k) % len(props)]
+                if (parent, p.name) in self.dead:
+                    continue
+                n = per_parent if room is None else min(per_parent, room - len(out))
+                new = self._ask(p, parent, n)
+                if new:
+                    out.extend(new)
+                    got_any = True
+                    break
+            if not got_any and all((parent, p.name) in self.dead for p in props):
+                self.exhausted.add(parent)
+        return out
+
+    def _ask(self, p: Proposer, parent: int, n: int) -> list[Proposal]:
+        """One proposer call. Returns candidates to judge; a failure is recorded here as a row."""
+        ctx = search.context(
+            task_name=self.name, task_source=self.task_source, task_path=str(self.task_path),
+            device=self.device, parent=parent, rows=self.rows, read_source=self.ledger.source,
+            cfg=self.cfg, run_dir=str(self.run.run_dir),
+        )
+        t = time.monotonic()
+        try:
+            got = p.propose(ctx, n)
+        except Exception as exc:  # any proposer failure costs one row; the run goes on
+            self._record_failure(Proposal(parent, p.name, None, error=f"proposer raised {type(exc).__name__}: {exc}",
+                                          propose_s=time.monotonic() - t))
+            return []
+        spent = time.monotonic() - t
+        if not isinstance(got, (list, tuple)):
+            self._record_failure(Proposal(parent, p.name, None, propose_s=spent,
+                                          error=f"proposer returned {type(got).__name__}, not a list of candidates"))
+            return []
+        if not got:
+            self.dead.add((parent, p.name))
+            self._record_failure(Proposal(parent, p.name, None, propose_s=spent,
+                                          error="proposer returned no candidates (nothing more for this parent)"))
+            return []
+        out: list[Proposal] = []
+        each = spent / len(got)
+        for c in list(got)[:n]:
+            bad = _bad_candidate(c)
+            if bad is not None:
+                h = self.ledger.save_source(c.source)[0] if isinstance(getattr(c, "source", None), str) else None
+                self._record_failure(Proposal(parent, p.name, c if isinstance(c, Candidate) else None,
+                                              source_hash=h, error=bad, propose_s=each))
+                continue
+            h, _ = self.ledger.save_source(c.source)
+            if h in self.seen:  # already judged for this task: nothing to learn from it again
+                continue
+            self.seen.add(h)
+            out.append(Proposal(parent, p.name, c, source_hash=h, propose_s=each))
+        if not out:
+            bad_rows = any(_bad_candidate(c) for c in got)
+            if not bad_rows:  # only repeats: this proposer has nothing new for this parent
+                self.dead.add((parent, p.name))
+            return []
+        return out
+
+    def _judge(self, proposals: list[Proposal]) -> None:
+        """Check candidates in parallel; time and decide each in this thread as its check returns."""
+        futures: dict[Future, tuple[Proposal, float]] = {}
+        for pr in proposals:
+            futures[self.run.pool.submit(self._check, pr)] = (pr, time.monotonic())
+        pending = set(futures)
+        order = list(futures)
+        stopped = False
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=order.index):
+                if fut.cancelled():
+                    continue
+                pr, submitted = futures[fut]
+                verdict, check_s = fut.result()
+                self._decide(pr, verdict, check_s, time.monotonic() - submitted)
+            if not stopped and move_on_reason(self.state(), self.cfg) is not None:
+                stopped = True  # checks not started yet are dropped; running ones still get their rows
+                for fut in pending:
+                    fut.cancel()
+
+    def _check(self, pr: Proposal) -> tuple[Any, float]:
+        path = self.ledger.sources / f"{pr.source_hash}.py"
+        t = time.monotonic()
+        with self.run.gpu.checking():
+            try:
+                verdict = self.run.judges.check(self.task_path, path, self.run.judge_cfg)
+            except TaskError:
+                raise
+            except Exception as exc:  # the judge itself failed: no verdict on this candidate
+                verdict = exc
+        return verdict, time.monotonic() - t
+
+    # ---- rows ----------------------------------------------------------------------------------
+    def _base(self, pr: Proposal) -> dict[str, Any]:
+        c = pr.candidate
+        meta = dict(c.meta) if c is not None and isinstance(c.meta, dict) else {}
+        tokens, cost = meta.get("tokens"), meta.get("cost")
+        return {
+            "parent": pr.parent if pr.parent != search.ROOT else None,
+            "proposer": pr.proposer,
+            "label": getattr(c, "label", "") if c is not None else "",
+            "source_hash": pr.source_hash,
+            "tokens": int(tokens) if isinstance(tokens, (int, float)) else None,
+            "cost": float(cost) if isinstance(cost, (int, float)) else None,
+            "meta_json": dumps(meta) if meta else None,
+        }
+
+    def _record_failure(self, pr: Proposal) -> None:
+        row = self._base(pr)
+        row.update(verdict="error", decision="", stage="propose", error=pr.error, wall_s=pr.propose_s)
+        self._record(row)
+
+    def _decide(self, pr: Proposal, verdict: Any, check_s: float, waited_s: float) -> None:
+        row = self._base(pr)
+        row.update(check_s=check_s)
+        if isinstance(verdict, BaseException):
+            row.update(verdict="error", decision="", stage="judge",
+                       error=f"judge failed: {type(verdict).__name__}: {verdict}")
+        elif not verdict.accepted:
+            row.update(verdict="rejected", decision="", stage=verdict.stage, error=verdict.reason)
+        else:
+            row.update(verdict="accepted", stage=verdict.stage, error="")
+            if self.device == "cpu":
+                row["decision"] = "kept" if self.incumbent is None else "untimed"
+            else:
+                self._time_and_compare(pr, row)
+        row["wall_s"] = pr.propose_s + waited_s
+        stored = self._record(row)
+        if stored["decision"] == "kept":
+            self.incumbent = stored
+            self._sync_best_file()
+
+    def _time_and_compare(self, pr: Proposal, row: dict[str, Any]) -> None:
+        """Keep/revert on cuda. The first cleanly timed answer becomes the incumbent; later ones
+        replace it only when the timer's side-by-side comparison says faster beyond its noise."""
+        judges, cfg = self.run.judges, self.run.timer_cfg
+        path = self.ledger.sources / f"{pr.source_hash}.py"
+        t = time.monotonic()
+        try:
+            with self.run.gpu.timing_alone():
+                rep = judges.time(self.task_path, path, cfg)
+        except TaskError:
+            raise
+        except Exception as exc:
+            row.update(decision="time-error", error=f"timing failed: {type(exc).__name__}: {exc}",
+                       time_s=time.monotonic() - t)
+            return
+        a = rep.answer
+        sp = rep.speedup or {}
+        row.update(
+            timing_mode=getattr(a, "mode", None), median_ms=getattr(a, "median_ms", None),
+            p20_ms=getattr(a, "p20_ms", None), p80_ms=getattr(a, "p80_ms", None),
+            min_ms=getattr(a, "min_ms", None), max_ms=getattr(a, "max_ms", None),
+            speedup_eager=sp.get("eager"), speedup_compile=sp.get("compile"),
+            speedup_max_autotune=sp.get("compile-max-autotune"), speedup_liger=sp.get("liger"),
+            gbps=rep.gbps, tflops=rep.tflops, pct_ceiling=_fraction(rep.pct_of_ceiling), bound=rep.bound,
+        )
+        timing = _asdict(rep)
+        if not rep.accepted or a is None:
+            row.update(decision="flagged", error=f"timer flagged: {rep.reason}")
+        elif self.incumbent is None:
+            row["decision"] = "kept"
+        elif not _maybe_faster(row, self.incumbent):
+            row["decision"] = "reverted"  # slower in its own run: no side-by-side needed
+        else:
+            inc_path = self.ledger.sources / f"{self.incumbent['source_hash']}.py"
+            try:
+                with self.run.gpu.timing_alone():
+                    cmp = judges.compare(self.task_path, inc_path, path, cfg)
+            except TaskError:
+                raise
+            except Exception as exc:
+                row.update(decision="time-error", error=f"comparison failed: {type(exc).__name__}: {exc}")
+            else:
+                timing["compare"] = _asdict(cmp)
+                row.update(keep_gain=cmp.gain, keep_noise=cmp.noise,
+                           decision="kept" if cmp.faster else "reverted")
+        row.update(time_s=time.monotonic() - t, timing_json=dumps(timing))
+
+    def _record(self, row: dict[str, Any]) -> dict[str, Any]:
+        row.update(task=self.name, device=self.device, task_elapsed_s=self.spent(), finished_at=_now())
+        row.setdefault("decision", "")
+        stored = self.ledger.record(row)
+        self.rows.append(stored)
+        inc = self.incumbent if row["decision"] != "kept" else stored
+        self.run.view.on_row(stored, (inc or {}).get("speedup_eager"), self.state().kept)
+        return stored
+
+    def _sync_best_file(self) -> None:
+        """kernels/<name>.py holds the incumbent's source (rewritten from the ledger on resume)."""
+        if self.incumbent is None:
+            return
+        src = self.ledger.source(self.incumbent["source_hash"])
+        if not self.best_path.exists() or self.best_path.read_text() != src:
+            _atomic_write(self.best_path, src)
+
+
+def _maybe_faster(row: dict[str, Any], inc: dict[str, Any]) -> bool:
+    """Worth a side-by-side comparison? Uses the in-run ratio vs eager when both have one."""
+    if row.get("speedup_eager") is not None and inc.get("speedup_eager") is not None:
+        return row["speedup_eager"] > inc["speedup_eager"]
+    if row.get("median_ms") is not None and inc.get("median_ms") is not None:
+        return row["median_ms"] < inc["median_ms"]
+    return True
+
+
+def _asdict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return dict(vars(obj)) if hasattr(obj, "__dict__") else obj
