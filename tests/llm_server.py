@@ -6,8 +6,11 @@ spent it repeats its last step (so a run that asks more often than scripted stil
 A step is one of:
     "text"                       a reply with that text
     callable(body) -> str        a reply computed from the request's JSON body
-    {"status": 429 | 500 | ...}  an error response (with retry-after-ms so the SDK retries fast)
+    {"status": 429 | 500 | 400, "message": ...}
+                                 an error response (429/5xx with retry-after-ms, so the SDK
+                                 retries fast; others marked not to be retried)
     {"drop": True}               a streamed reply cut off after the first chunk (no final event)
+    {"delay": s, "text": "..."}  a reply sent only after s seconds (to trip client timeouts)
 Every request is recorded (method, path, headers, JSON body) for the test to assert on.
 
 Bounded: it binds 127.0.0.1 only, refuses after `max_requests`, and shuts itself down after
@@ -204,7 +207,13 @@ def _make_handler(srv: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
             step = srv.next_step()
             body = rec.body or {}
             if isinstance(step, dict) and "status" in step:
-                return self._json(step["status"], _error_body(anthropic, "api_error", f"scripted {step['status']}"))
+                status = step["status"]
+                message = step.get("message", f"scripted {status}")
+                retry = status in (408, 409, 429) or status >= 500
+                return self._json(status, _error_body(anthropic, "api_error", message), retry=retry)
+            if isinstance(step, dict) and "delay" in step:
+                time.sleep(step["delay"])  # past the client's timeout: it gives up and retries
+                step = step.get("text", "")
             drop = isinstance(step, dict) and step.get("drop")
             text = "" if drop else (step(body) if callable(step) else str(step))
             model = body.get("model", "scripted")

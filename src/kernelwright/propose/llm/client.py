@@ -271,7 +271,9 @@ class SDKChatModel:
             "max_tokens": self.cfg.max_tokens,
         }
         if self._temperature is not None:
-            kw["temperature"] = self._temperature
+            # Through extra_body: newer anthropic SDKs dropped the keyword, older ones have it,
+            # and the API takes it from the body either way (a 400 naming it drops it, _adapt).
+            kw["extra_body"] = {"temperature": self._temperature}
         if not self.cfg.stream:
             r = self.client.messages.create(**kw)
             text = "".join(getattr(b, "text", "") for b in r.content if getattr(b, "type", "") == "text")
