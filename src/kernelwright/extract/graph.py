@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,8 +81,13 @@ def _dynamic_spec(inputs: list) -> tuple:
 def _export(model: torch.nn.Module, inputs: tuple, dynamic: bool):
     kwargs = {"dynamic_shapes": _dynamic_spec(list(inputs))} if dynamic else {}
     # export prints/warns about specializations; that is expected, not news for the user.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    quiet = [logging.getLogger(n) for n in ("torch._export", "torch.export", "torch.fx.experimental.symbolic_shapes")]
+    levels = [q.level for q in quiet]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.ExitStack() as stack:
         warnings.simplefilter("ignore")
+        for q, lv in zip(quiet, levels):
+            q.setLevel(logging.ERROR)
+            stack.callback(q.setLevel, lv)
         ep = torch.export.export(model, inputs, strict=False, **kwargs)
         return ep.run_decompositions({})
 

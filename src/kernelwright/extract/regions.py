@@ -86,6 +86,11 @@ GLUE = frozenset(
     broadcast_tensors broadcast_to expand_as movedim split split_with_sizes chunk unbind
     """.split()
 ) | {"getitem", "sym_size", "sym_numel"}
+# Checks export inserts (dtype/shape asserts, range constraints): no value, the answer drops them.
+DROPPED = frozenset(
+    "aten." + s
+    for s in "_assert_tensor_metadata _assert_scalar _assert_async sym_constrain_range sym_constrain_range_for_size".split()
+)
 
 # Data movement a scan region absorbs next to its scan (reversed scans are flip-scan-flip).
 SCAN_ADJACENT = frozenset({"aten.flip"})
@@ -106,7 +111,7 @@ def classify(node: fx.Node) -> str:
     if node.op != "call_function":
         return "glue"
     name = packet_name(node)
-    if name in GLUE or _is_sym_op(node):
+    if name in GLUE or name in DROPPED or _is_sym_op(node):
         return "glue"
     if name in POINTWISE:
         return "pointwise"
@@ -294,7 +299,38 @@ class _Partitioner:
                 self._new("pointwise", [n])
             else:
                 self._add(gid, n)
-        return [self._region(gid) for gid in range(len(self.groups))]
+        if self.fuse:
+            self._merge_pointwise_producers()
+        return [self._region(gid) for gid in range(len(self.groups)) if self.groups[gid]]
+
+    def _merge_pointwise_producers(self) -> None:
+        """A pointwise group read only by one other pointwise group is recomputed inside it (e.g.
+        sigmoid(y) of a [M, 1] y feeding a [B, M, N] chain): one kernel instead of two."""
+        changed = True
+        while changed:
+            changed = False
+            for g in range(len(self.groups)):
+                if self.group_kind[g] != "pointwise" or not self.groups[g]:
+                    continue
+                members = set(self.groups[g])
+                if members & self.returned:
+                    continue
+                ext = {
+                    self.owner.get(u)
+                    for m in members
+                    for u in m.users
+                    if u not in members and packet_name(u) not in DROPPED
+                }
+                if len(ext) != 1:
+                    continue
+                h = ext.pop()
+                if h is None or h == g or self.group_kind[h] != "pointwise":
+                    continue
+                for m in self.groups[g]:
+                    self.owner[m] = h
+                self.groups[h].extend(self.groups[g])
+                self.groups[g] = []
+                changed = True
 
     def _domain_ok(self, gid: int, node: fx.Node) -> bool:
         """For reduction-like groups: node's shape is the domain or the reduced output."""
@@ -378,7 +414,7 @@ class _Partitioner:
         outputs = [
             m
             for m in members
-            if (m in self.returned or any(u not in mset for u in m.users))
+            if (m in self.returned or any(u not in mset and packet_name(u) not in DROPPED for u in m.users))
             and (_is_tensor(m) or m in self.returned)
         ]
         ops = [_aten_name(m) for m in members if packet_name(m) != "getitem"]
