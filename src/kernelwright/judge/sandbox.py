@@ -133,7 +133,7 @@ class Worker:
         )
         if self.device == "cpu":
             env["TRITON_INTERPRET"] = "1"  # set before triton is imported in the worker
-        py = [sys.executable, "-I", "-c",
+        py = [sys.executable, "-I", "-u", "-c",
               f"import sys; sys.path.insert(0, {str(_src_root())!r}); "
               "from kernelwright.judge.worker import main; main()",
               str(r1), str(w2), self.device]

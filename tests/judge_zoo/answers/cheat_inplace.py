@@ -1,0 +1,31 @@
+import os
+import threading
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _touch_kernel(p, n, BLOCK: tl.constexpr):
+    # A kernel of its own that runs on every forward, so each cheat reaches the defense it targets.
+    offs = tl.arange(0, BLOCK)
+    tl.store(p + offs, 1.0, mask=offs < n)
+
+
+def touch(x):
+    s = torch.empty(8, device=x.device)
+    _touch_kernel[(1,)](s, 8, BLOCK=8)
+
+
+@triton.jit
+def _relu_inplace(x_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    x = tl.load(x_ptr + offs, mask=offs < n)
+    tl.store(x_ptr + offs, tl.maximum(x, 0.0), mask=offs < n)
+
+
+class ModelNew(nn.Module):  # A2/A3: right values, but written over the input and returned as it
+    def forward(self, x):
+        _relu_inplace[(triton.cdiv(x.numel(), 256),)](x, x.numel(), BLOCK=256)
+        return x

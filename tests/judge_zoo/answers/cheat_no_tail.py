@@ -1,0 +1,34 @@
+import os
+import threading
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _touch_kernel(p, n, BLOCK: tl.constexpr):
+    # A kernel of its own that runs on every forward, so each cheat reaches the defense it targets.
+    offs = tl.arange(0, BLOCK)
+    tl.store(p + offs, 1.0, mask=offs < n)
+
+
+def touch(x):
+    s = torch.empty(8, device=x.device)
+    _touch_kernel[(1,)](s, 8, BLOCK=8)
+
+
+@triton.jit
+def _relu_kernel(x_ptr, y_ptr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(y_ptr + offs, tl.maximum(tl.load(x_ptr + offs), 0.0))  # no mask
+
+
+class ModelNew(nn.Module):  # A5: whole blocks only, the tail is never written
+    def forward(self, x):
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        n = x.numel()
+        if n // 64:
+            _relu_kernel[(n // 64,)](x, y, BLOCK=64)
+        return y
