@@ -1,0 +1,262 @@
+# ---- kernelwright runtime: run a model with winning kernels in place of their regions ----------
+# This block is copied verbatim into DIR/model_optimized.py (and imported by kernelwright.optimize()
+# for the live module). It imports torch only.
+#
+# How it works, and why this way: on the first call at each set of input shapes/dtypes, the model's
+# own forward is exported to an ATen graph exactly as kernelwright captured it (torch.export, then
+# run_decompositions({})); every region listed in _KW_PLAN is located by its node names and ATen
+# targets, checked, and collapsed into one call of its winning kernel (ModelNew of the kernel's
+# answer file, with the model's own tensors bound to the weight<j> parameters through
+# torch.func.functional_call). Everything else runs as the ATen ops it was. Re-exporting per shape
+# is what lets the same file run at other sizes (the judge checks it at rescaled sizes): regions are
+# ATen subgraphs, not modules, so a static rewrite of one shape would only hold at that shape.
+# A graph that no longer matches the plan (shape-dependent Python control flow) raises; nothing
+# falls back to the original forward silently.
+import contextlib as _kw_contextlib
+import heapq as _kw_heapq
+import io as _kw_io
+import linecache as _kw_linecache
+import operator as _kw_operator
+import warnings as _kw_warnings
+
+import torch as _kw_torch
+from torch import fx as _kw_fx
+
+
+def kw_load_kernel(name, source, module_name):
+    """Exec one kernel answer file's source in its own namespace; returns its ModelNew class.
+
+    The namespace's __name__ is the enclosing module's, so the kernels it defines belong to this
+    file (the judge counts launches of the answer's own kernels by module). The source is put in
+    linecache under a stable name so that triton.jit, which reads a kernel's source, finds it.
+    """
+    filename = f"<kernelwright kernel {name}>"
+    _kw_linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"__name__": module_name, "__file__": filename, "__builtins__": __builtins__}
+    exec(compile(source, filename, "exec"), namespace)
+    cls = namespace.get("ModelNew")
+    if cls is None:
+        raise RuntimeError(f"kernel {name} defines no ModelNew")
+    return cls
+
+
+def _kw_tensorish(v):
+    if isinstance(v, (list, tuple)):
+        return len(v) > 0 and all(isinstance(x, _kw_torch.Tensor) or x is None for x in v)
+    return isinstance(v, _kw_torch.Tensor)
+
+
+def kw_node_keys(graph):
+    """node -> "aten.add.Tensor#3": the op and how many tensor-valued calls of that op precede it.
+
+    Node names are not stable across shapes (export numbers them together with the size
+    arithmetic, which changes when a dim is specialized), but the sequence of tensor ops is.
+    """
+    counts, keys = {}, {}
+    for n in graph.nodes:
+        if n.op != "call_function" or not _kw_tensorish(n.meta.get("val")):
+            continue
+        t = str(n.target)
+        k = counts.get(t, 0)
+        counts[t] = k + 1
+        keys[n] = f"{t}#{k}"
+    return keys
+
+
+def _kw_export(module, args, dynamic):
+    """The same capture kernelwright's extract.graph.capture makes (so node names match the plan)."""
+    from torch.export import Dim, export
+
+    shapes = None
+    if dynamic:
+        shapes = tuple(
+            {d: Dim.AUTO for d in range(a.dim())} if isinstance(a, _kw_torch.Tensor) else None for a in args
+        )
+    with _kw_warnings.catch_warnings(), _kw_contextlib.redirect_stdout(_kw_io.StringIO()):
+        _kw_warnings.simplefilter("ignore")
+        kwargs = {"dynamic_shapes": shapes} if dynamic else {}
+        return export(module, tuple(args), strict=False, **kwargs).run_decompositions({})
+
+
+class _KwRegionCall:
+    """Calls one region's kernel: activations positionally, weights bound by name."""
+
+    def __init__(self, spec, kernel_cls):
+        self.spec = spec
+        self.kernel_cls = kernel_cls
+        self.module = None
+        self.weights = [(i, r["weight"]) for i, r in enumerate(spec["inputs"]) if r["weight"]]
+        self.acts = [i for i, r in enumerate(spec["inputs"]) if not r["weight"]]
+
+    def __call__(self, *vals):
+        if self.module is None:
+            self.module = self.kernel_cls()
+        dev = next((v.device for v in vals if isinstance(v, _kw_torch.Tensor)), None)
+        if dev is not None:
+            self.module.to(dev)  # its own unbound buffers, if any; a no-op once there
+        bound = {name: vals[i] for i, name in self.weights}
+        out = _kw_torch.func.functional_call(self.module, bound, tuple(vals[i] for i in self.acts))
+        return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def _kw_placeholder_roles(ep):
+    """placeholder name -> (kind, target) as the plan names region inputs."""
+    from torch.export.graph_signature import InputKind
+
+    roles, user = {}, 0
+    for spec in ep.graph_signature.input_specs:
+        if spec.kind == InputKind.PARAMETER:
+            roles[spec.arg.name] = ("parameter", spec.target)
+        elif spec.kind == InputKind.BUFFER:
+            roles[spec.arg.name] = ("buffer", spec.target)
+        elif spec.kind == InputKind.USER_INPUT:
+            roles[spec.arg.name] = ("input", str(user))
+            user += 1
+        else:
+            roles[spec.arg.name] = ("constant", spec.target or spec.arg.name)
+    return roles
+
+
+def kw_rewrite(gm, roles, regions):
+    """A new GraphModule where each (spec, callable) in `regions` replaces its nodes by one call.
+
+    Nodes are re-emitted in a topological order that keeps the original order where it can; a region
+    goes where its first node was, or later when one of its inputs comes later.
+    """
+    nodes = list(gm.graph.nodes)
+    by_name = {n.name: n for n in nodes}
+    by_key = {key: n for n, key in kw_node_keys(gm.graph).items()}
+    by_role = {role: by_name[name] for name, role in roles.items()}
+
+    def find(key, spec):
+        n = by_key.get(key)
+        if n is None:
+            raise RuntimeError(
+                f"kernelwright: region {spec['region_index']} expects {key} but the traced graph has no such "
+                "op: the model's graph at these shapes differs from the one that was optimized"
+            )
+        return n
+
+    owner = {}
+    for k, (spec, _) in enumerate(regions):
+        for key, _name in spec["nodes"]:
+            owner[find(key, spec)] = k
+
+    def region_inputs(spec):
+        out = []
+        for r in spec["inputs"]:
+            out.append(find(r["target"], spec) if r["kind"] == "node" else by_role[(r["kind"], r["target"])])
+        return out
+
+    def item(n):
+        return ("r", owner[n]) if n in owner else ("n", n.name)
+
+    order, deps = {}, {}
+    for i, n in enumerate(nodes):
+        it = item(n)
+        order.setdefault(it, i)
+        deps.setdefault(it, set()).update(item(a) for a in n.all_input_nodes if item(a) != it)
+    for k, (spec, _) in enumerate(regions):  # the call reads exactly the inputs the plan lists
+        deps[("r", k)].update(item(a) for a in region_inputs(spec))
+        deps[("r", k)].discard(("r", k))
+    users = {it: set() for it in deps}
+    for it, ds in deps.items():
+        for d in ds:
+            users[d].add(it)
+    waiting = {it: len(ds) for it, ds in deps.items()}
+    heap = [(order[it], it) for it, c in waiting.items() if c == 0]
+    _kw_heapq.heapify(heap)
+    graph, env, emitted = _kw_fx.Graph(), {}, 0
+    while heap:
+        _, it = _kw_heapq.heappop(heap)
+        emitted += 1
+        if it[0] == "n":
+            n = by_name[it[1]]
+            env[n] = graph.node_copy(n, lambda a: env[a])
+        else:
+            spec, fn = regions[it[1]]
+            call = graph.call_function(fn, tuple(env[a] for a in region_inputs(spec)))
+            for j, key in enumerate(spec["outputs"]):
+                env[find(key, spec)] = graph.call_function(_kw_operator.getitem, (call, j))
+        for u in users[it]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                _kw_heapq.heappush(heap, (order[u], u))
+    if emitted < len(deps):
+        raise RuntimeError("kernelwright: the regions of the plan form a cycle in the traced graph")
+    graph.lint()
+    return _kw_fx.GraphModule(gm, graph)
+
+
+class KwRuntime:
+    """Per module instance: the plan, the kernels, and one rewritten graph per input signature."""
+
+    def __init__(self, plan, kernels):
+        self.plan = plan
+        self.kernels = kernels  # task name -> ModelNew class
+        self.graphs = {}
+        self.tracing = False
+
+    def _key(self, module, args):
+        def sig(x):
+            return (tuple(x.shape), x.dtype, x.device) if isinstance(x, _kw_torch.Tensor) else repr(x)
+
+        state = tuple(sig(t) for t in module.state_dict(keep_vars=True).values())
+        return (module.training, tuple(sig(a) for a in args), state)
+
+    def _build(self, module, args):
+        self.tracing = True
+        try:
+            ep = _kw_export(module, args, self.plan["dynamic"])
+        finally:
+            self.tracing = False
+        roles = _kw_placeholder_roles(ep)
+        regions = []
+        for spec in self.plan["regions"]:
+            call = _KwRegionCall(spec, self.kernels[spec["task"]])
+
+            def run(*vals, _call=call):
+                return _call(*vals)
+
+            run.__name__ = f"kw_{spec['task']}_r{spec['region_index']}"
+            regions.append((spec, run))
+        gm = kw_rewrite(ep.graph_module, roles, regions)
+        getters = []
+        for n in gm.graph.nodes:
+            if n.op != "placeholder":
+                continue
+            kind, target = roles[n.name]
+            getters.append((kind, target))
+        outs = [(s.kind.name, s.target) for s in ep.graph_signature.output_specs]
+        return gm, getters, outs, dict(ep.constants), ep.call_spec.out_spec
+
+    def __call__(self, module, original_forward, args):
+        if self.tracing:
+            return original_forward(module, *args)
+        key = self._key(module, args)
+        entry = self.graphs.get(key)
+        if entry is None:
+            entry = self.graphs[key] = self._build(module, args)
+        gm, getters, outs, constants, out_spec = entry
+        vals = []
+        for kind, target in getters:
+            if kind == "parameter":
+                vals.append(module.get_parameter(target))
+            elif kind == "buffer":
+                vals.append(module.get_buffer(target))
+            elif kind == "input":
+                vals.append(args[int(target)])
+            else:
+                vals.append(constants[target])
+        results = gm(*vals)
+        user = []
+        for (kind, target), value in zip(outs, results):
+            if kind == "BUFFER_MUTATION":
+                with _kw_torch.no_grad():
+                    module.get_buffer(target).copy_(value)
+            else:
+                user.append(value)
+        from torch.utils._pytree import tree_unflatten
+
+        return tree_unflatten(user, out_spec)
+# ---- end of kernelwright runtime -------------------------------------------------------------
