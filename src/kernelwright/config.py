@@ -40,6 +40,15 @@ class TimerConfig:
     graph_below_us: float = 20.0  # use CUDA-graph timing below this median
     keep_min_gain: float = 0.02  # "faster" only when the median gain exceeds max(this, A/A spread)
     baselines: tuple[str, ...] = ("eager", "compile", "compile-max-autotune", "liger")
+    # Device memory for the rotating input sets: fewer sets (never under 2) when one set is larger.
+    max_input_bytes: int = 1024**3
+    # A median below (1 - this) x the physical floor is impossible: rejected. The slack covers a
+    # tuned kernel beating torch's own copy by a few %; cheats are off by orders of magnitude.
+    floor_slack: float = 0.15
+    suspect_speedup: float = 10.0  # flag (human review) an answer faster than eager by more than this
+    # Reject when the judge's wall clock per back-to-back call exceeds 3 x the events median + this.
+    wall_margin_ms: float = 0.25
+    ceilings_cache: str = ""  # "" = ~/.cache/kernelwright/ceilings.json (per GPU model)
 
 
 @dataclass

@@ -1,0 +1,556 @@
+"""The timing judge: how fast is an accepted answer, beside eager, torch.compile and Liger-Kernel.
+
+Timing runs in sandboxed workers (timer_worker.py does the timed loop); everything that decides
+runs here, in the judge's process, from data the worker sends back:
+  - statistics from raw per-iteration times (stats.py), never from the worker (threat B7);
+  - every timed output of the last pass over the input sets re-checked against the task's own
+    Model, run here on pristine inputs (threats B4, B5, B11);
+  - a physical floor from the measured ceilings (roofline.py, ceilings.py; threat B9);
+  - the judge's own wall clock around each batch: the events cannot add up to more than it, and
+    a batch of back-to-back calls cannot take much longer per call than the events say (B7);
+  - telemetry that rejects or flags: deferred work, new threads, changed numeric flags, a
+    persisting-L2 carve-out, replaced timing functions, work on other streams.
+The answer and the baselines run in separate workers: the answer never shares a process with
+the rows it is compared to (threat B12). compare() times incumbent and candidate interleaved in
+one worker, as the keep rule needs.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import JudgeConfig, TimerConfig
+from ..errors import UsageError
+from ..task import Task, load_task
+from . import ceilings as ceil_mod
+from . import inputs as inp
+from . import roofline
+from .compare import compare_outputs
+from .sandbox import Worker, WorkerDied, WorkerProtocolError, WorkerTimeout
+from .stats import InvalidTimes, TimingStats, aa_spread, keep_rule, summarize
+
+__all__ = ["TimingStats", "TimingReport", "Comparison", "time_answer", "compare", "liger_family"]
+
+BASELINE_MODES = {"compile": None, "compile-max-autotune": "max-autotune-no-cudagraphs"}
+
+# Liger-Kernel op families, matched against the task's source (lower case), first match wins.
+# A match only proposes the row: its outputs are re-checked like the answer's and the row is
+# dropped when they differ from the task's.
+LIGER_FAMILIES: list[tuple[str, str]] = [
+    ("cross_entropy", r"cross_entropy|crossentropyloss"),
+    ("rmsnorm", r"rms_?norm|rsqrt\(.*pow\(2\)|\.pow\(2\)\.mean\(-1"),
+    ("layernorm", r"layer_?norm"),
+    ("softmax", r"(?<!log_)softmax"),
+]
+
+
+@dataclass
+class TimingReport:
+    answer: TimingStats | None
+    baselines: dict[str, TimingStats | None]  # "eager", "compile", "compile-max-autotune", "liger"
+    speedup: dict[str, float]  # baseline median / answer median (> 1: the answer is faster)
+    gbps: float | None
+    tflops: float | None
+    pct_of_ceiling: float | None
+    bound: str  # "memory" | "compute"
+    ceiling_source: str  # "measured" | "datasheet (fallback)" | "unknown GPU: no ceiling"
+    flagged: list[str]  # reasons for human review; a flagged result must not be kept blindly
+    accepted: bool  # False: the timing is invalid (wrong timed outputs, impossible times, cheats)
+    reason: str
+    device_name: str
+    aa_spread: dict[str, float] = field(default_factory=dict)  # per row: |median A - median B| / median
+    notes: list[str] = field(default_factory=list)  # why a row is missing, mode fallbacks ...
+    mode: str = ""  # timing mode of the run ("events" | "graph")
+    input_sets: int = 0  # rotating input sets
+    bytes_moved: int = 0
+    flops: int = 0
+    floor_ms: float | None = None
+    ceiling_gbps: float | None = None
+    ceiling_tflops: float | None = None
+    l2: str = ""  # how persisting L2 was reset
+    wall_ms_per_call: float | None = None  # the judge's wall clock over back-to-back answer calls
+    row_rates: dict[str, dict[str, float | None]] = field(default_factory=dict)  # row -> gbps/tflops/pct
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Comparison:
+    faster: bool
+    gain: float  # incumbent median / candidate median - 1
+    noise: float  # the bar: max(keep_min_gain, incumbent A/A spread)
+    incumbent: TimingStats | None
+    candidate: TimingStats | None
+    accepted: bool = True  # False: the candidate's timing is invalid (see reason); never keep it
+    flagged: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+def liger_family(task_source: str) -> str | None:
+    src = task_source.lower()
+    for family, pattern in LIGER_FAMILIES:
+        if re.search(pattern, src):
+            return family
+    return None
+
+
+# -- what is timed: inputs, references, work -------------------------------------------------------
+
+@dataclass
+class _Plan:
+    task: Task
+    seed: int
+    init_args: list
+    state_dict: dict
+    sets: list[list]  # K input sets (cpu)
+    refs: list[tuple[list, list | None]]  # per set: (native outputs, float64 outputs or None), cpu
+    ref_mutates: bool
+    work: roofline.Work
+
+
+def _set_count(set_bytes: int, cfg: TimerConfig) -> int:
+    return max(2, min(cfg.input_sets, cfg.max_input_bytes // max(set_bytes, 1)))
+
+
+def _prepare(task: Task, cfg: TimerConfig, device: str) -> _Plan:
+    """Input sets from the judge's input factory and the task's own outputs on them, here."""
+    from .stages import _Reference  # the check's reference: same seeding, same float64 companion
+
+    seed = int.from_bytes(os.urandom(4), "little")
+    base = inp.ShapeConfig()
+    factory = inp.InputFactory(task, seed)
+    ref = _Reference(task, base, device, seed=seed % (2**31))
+    first = factory.make(base, "signed")
+    native, r64 = ref.run(first)
+    if any(o.is_floating_point() and bool(o.isnan().any()) for o in native):
+        # The task's domain is non-negative (log, sqrt ...): keep it, as the check does.
+        factory.positive = {i for i, t in enumerate(first) if isinstance(t, torch.Tensor) and t.is_floating_point()}
+        first = factory.make(base, "signed")
+        native, r64 = ref.run(first)
+    sets, refs = [first], [(native, r64)]
+    for _ in range(_set_count(roofline.tensor_bytes(first), cfg) - 1):
+        x = factory.make(base, "signed")
+        sets.append(x)
+        refs.append(ref.run(x))
+    dev_inputs = [t.to(device) if isinstance(t, torch.Tensor) else t for t in first]
+    with torch.no_grad():
+        out, flops = roofline.run_counting_flops(lambda: ref.native(*dev_inputs))
+    params = list(ref.native.parameters()) + list(ref.native.buffers())
+    work = roofline.Work(
+        bytes_moved=roofline.tensor_bytes(dev_inputs, params) + roofline.tensor_bytes(out),
+        flops=flops,
+        dtype=roofline.main_dtype(dev_inputs, params),
+    )
+    plan = _Plan(task, seed, ref.init_args, ref.state_dict, sets, refs, ref.mutates, work)
+    del ref, dev_inputs, out, params
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return plan
+
+
+def _ceilings(cfg: TimerConfig, device: str) -> ceil_mod.Ceilings:
+    path = Path(cfg.ceilings_cache) if cfg.ceilings_cache else None
+    if device != "cuda":
+        return ceil_mod.Ceilings("cpu", None, {}, ceil_mod.UNKNOWN)
+    name = torch.cuda.get_device_name()
+    return ceil_mod.get_ceilings(name, lambda: ceil_mod.measure(device), path)
+
+
+# -- one worker timing some rows -------------------------------------------------------------------
+
+@dataclass
+class _Row:
+    name: str  # row label and the model's name in the worker
+    kind: str  # "answer" | "task"
+    source: str  # file text
+    wrap: tuple | None = None  # ("compile", mode) | ("liger", family)
+
+
+@dataclass
+class _RowResult:
+    stats: TimingStats | None = None
+    slots: list[list[float]] = field(default_factory=list)
+    aa: float | None = None
+    error: str = ""  # why the row has no valid time
+    rejected: bool = False  # the row's own fault (wrong outputs, cheats), not the harness's
+    flags: list[str] = field(default_factory=list)
+    mode: str = ""
+    reply: dict = field(default_factory=dict)
+    wall_ms: float = 0.0
+    wall_per_call: float | None = None
+
+
+def _judge_cfg(cfg: TimerConfig, device: str) -> JudgeConfig:
+    return JudgeConfig(device=device, timeout_s=cfg.timeout_s)
+
+
+def _run_body(cfg: TimerConfig, slots: list[str], mode: str) -> dict:
+    return {
+        "cmd": "time", "op": "run", "slots": slots, "mode": mode, "warmup_ms": cfg.warmup_ms,
+        "rep_ms": cfg.rep_ms, "min_reps": cfg.min_reps, "max_reps": cfg.max_reps,
+        "flush_bytes": cfg.flush_l2_bytes, "graph_below_us": cfg.graph_below_us,
+    }
+
+
+class _Session:
+    """A worker holding the plan's input sets; builds rows and times them."""
+
+    def __init__(self, plan: _Plan, cfg: TimerConfig, device: str, label: str):
+        self.plan, self.cfg, self.device = plan, cfg, device
+        self.worker = Worker(device, cfg.timeout_s, _judge_cfg(cfg, device), label=label).start()
+        self.task_path = self.worker.put_file("task.py", plan.task.source)
+        reply = self.worker.request({"cmd": "time", "op": "load", "sets": plan.sets})
+        if "error" in reply:
+            raise RuntimeError(f"loading the input sets failed: {reply['error']}")
+
+    def close(self) -> None:
+        self.worker.close()
+
+    def build(self, row: _Row) -> str:
+        """'' when built, else why not (the row gets no time)."""
+        path = self.task_path if row.kind == "task" else self.worker.put_file(f"{row.name}.py", row.source)
+        reply = self.worker.request({
+            "cmd": "build", "name": row.name, "kind": row.kind, "path": path, "init_args": self.plan.init_args,
+            "state_dict": self.plan.state_dict, "seed": self.plan.seed % (2**31), "dtype": None,
+        })
+        if "error" in reply:
+            return f"building {row.name} raised: {reply['error']}"
+        if row.wrap is None:
+            return ""
+        op, arg = row.wrap
+        body = {"cmd": "time", "op": op, "name": row.name}
+        body.update({"mode": arg} if op == "compile" else {"family": arg})
+        reply = self.worker.request(body)
+        return reply.get("error") or reply.get("unavailable") or ""
+
+    def run(self, slots: list[str], mode: str) -> tuple[dict, float]:
+        t0 = time.perf_counter()
+        reply = self.worker.request(_run_body(self.cfg, slots, mode))
+        return reply, (time.perf_counter() - t0) * 1e3
+
+    def wall_per_call(self, name: str, median_ms: float) -> float:
+        """The judge's clock over back-to-back calls, less the round trip of an empty request;
+        the lower of two tries (a busy host only ever makes the wall clock longer)."""
+        reps = int(min(max(math.ceil(50.0 / max(median_ms, 1e-3)), 5), 2000))
+        best = math.inf
+        for _ in range(2):
+            t0 = time.perf_counter()
+            self.worker.request({"cmd": "time", "op": "wall", "name": name, "reps": 0})
+            t1 = time.perf_counter()
+            self.worker.request({"cmd": "time", "op": "wall", "name": name, "reps": reps})
+            t2 = time.perf_counter()
+            best = min(best, max((t2 - t1) - (t1 - t0), 0.0) * 1e3 / reps)
+        return best
+
+
+def _recheck(plan: _Plan, outputs: list[list], device: str) -> str:
+    """'' when every returned output matches the reference for its input set, else the first mismatch."""
+    if len(outputs) != len(plan.refs):
+        return f"{len(outputs)} output set(s) returned for {len(plan.refs)} input sets"
+    for k, (outs, (native, r64)) in enumerate(zip(outputs, plan.refs)):
+        cand = [o.to(device) for o in outs]
+        nat = [o.to(device) for o in native]
+        r = [o.to(device) for o in r64] if r64 is not None else None
+        m = compare_outputs(cand, nat, r)
+        if not m.ok:
+            return f"input set {k}: {m.reason}"
+    return ""
+
+
+def _telemetry(reply: dict, res: _RowResult, run_wall_ms: float) -> None:
+    """Reject or flag from what the worker saw (its data, validated here where possible)."""
+    if reply.get("deferred"):
+        res.rejected = True
+        res.error = ("outputs changed after the call returned (deferred work, threats B2/B5): "
+                     + ", ".join(reply["deferred"]))
+    elif reply.get("threads_added", 0) > 0:
+        res.rejected = True
+        res.error = f"{reply['threads_added']} new thread(s) appeared during the timed calls (threat B2)"
+    elif not reply.get("flags_pinned", True):
+        res.rejected = True
+        res.error = "global numeric flags (TF32, matmul precision) changed during timing (threat B12)"
+    if reply.get("off_stream"):
+        res.flags.append(f"work outlasting the current stream in {sum(reply['off_stream'].values())} call(s): "
+                         "counted through the device-wide sync (threat B1)")
+    if reply.get("l2_persist_set"):
+        res.flags.append(f"a persisting-L2 carve-out was set before {reply['l2_persist_set']} call(s); the judge "
+                         "zeroed it each time (threat B10)")
+    if reply.get("timer_patched"):
+        res.flags.append(f"timing functions replaced in the worker: {', '.join(reply['timer_patched'])} "
+                         "(the judge does not use them; threat B7)")
+    event_sum = sum(sum(s) for s in res.slots)
+    if event_sum > run_wall_ms * 1.05 + 1.0:
+        res.rejected = True
+        res.error = (f"the events add up to {event_sum:.1f} ms, more than the {run_wall_ms:.1f} ms the judge's "
+                     "clock saw for the whole batch (forged times, threat B7)")
+
+
+def _time_row(s: _Session, row: _Row, mode: str, cfg: TimerConfig) -> _RowResult:
+    res = _RowResult()
+    why = s.build(row)
+    if why:
+        res.error = why
+        res.rejected = row.kind == "answer"
+        return res
+    reply, wall_ms = s.run([row.name, row.name], mode)
+    res.reply, res.wall_ms = reply, wall_ms
+    if "error" in reply or "rejected" in reply:
+        res.rejected = row.kind == "answer" or "rejected" in reply
+        res.error = reply.get("rejected") or f"raised while timed: {reply['error']}"
+        return res
+    res.mode = reply.get("mode", "")
+    try:
+        res.slots = [list(map(float, t)) for t in reply["times"]]
+        res.stats = summarize(res.slots[0] + res.slots[1], res.mode)
+        res.aa = aa_spread(res.slots[0], res.slots[1])
+    except (InvalidTimes, KeyError, TypeError, IndexError) as exc:
+        res.rejected, res.error, res.stats = True, f"invalid raw times: {exc}", None
+        return res
+    _telemetry(reply, res, wall_ms)
+    if res.rejected:
+        res.stats = None
+        return res
+    bad = _recheck(s.plan, reply["outputs"].get(row.name, []), s.device)
+    if bad:
+        res.rejected = True
+        res.error = f"timed outputs differ from the reference ({bad}) (threats B4/B5/B11)"
+        res.stats = None
+    return res
+
+
+def _liger_row(task: Task) -> _Row | None:
+    fam = liger_family(task.source)
+    return _Row("liger", "task", task.source, ("liger", fam)) if fam else None
+
+
+def _baseline_rows(task: Task, names: tuple[str, ...]) -> tuple[list[_Row], list[str]]:
+    rows, notes = [], []
+    for b in names:
+        if b == "eager":
+            rows.append(_Row("eager", "task", task.source))
+        elif b in BASELINE_MODES:
+            rows.append(_Row(b, "task", task.source, ("compile", BASELINE_MODES[b])))
+        elif b == "liger":
+            r = _liger_row(task)
+            if r is None:
+                notes.append("liger: no Liger-Kernel op for this task")
+            else:
+                rows.append(r)
+        else:
+            raise UsageError(f"unknown baseline {b!r}", f"Use some of: eager, {', '.join(BASELINE_MODES)}, liger.")
+    return rows, notes
+
+
+def _resolve(cfg: TimerConfig, host_clock_ok: bool) -> str:
+    device = cfg.device.lower()
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("timing needs a CUDA GPU and a CUDA build of torch; none is available here",
+                             "Run on a machine with an NVIDIA GPU (kernelwright check --device cpu checks "
+                             "correctness without one).")
+        return "cuda"
+    if device == "cpu" and host_clock_ok:
+        return "cpu"
+    raise UsageError(f"timing needs device cuda, not {cfg.device!r}",
+                     "Time on a GPU: times measured under the CPU interpreter mean nothing.")
+
+
+def time_answer(task_path, answer_path, cfg: TimerConfig | None = None, baselines=None, *,
+                host_clock_ok: bool = False) -> TimingReport:
+    """Time an (already checked) answer beside the baselines, in one run.
+
+    baselines: names among eager, compile, compile-max-autotune, liger (default cfg.baselines).
+    host_clock_ok: allow cfg.device "cpu" with a host clock (tests of the plumbing only; such
+    figures mean nothing and are labelled mode "host").
+    """
+    t_start = time.monotonic()
+    cfg = cfg or TimerConfig()
+    device = _resolve(cfg, host_clock_ok)
+    names = tuple(cfg.baselines if baselines is None else baselines)
+    task = load_task(task_path)
+    try:
+        answer_src = Path(answer_path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read answer file {answer_path}: {exc}", "Pass the path of an answer .py file.")
+    rows, notes = _baseline_rows(task, names)
+    plan = _prepare(task, cfg, device)
+    ceil = _ceilings(cfg, device)
+    rep = TimingReport(
+        answer=None, baselines={}, speedup={}, gbps=None, tflops=None, pct_of_ceiling=None,
+        bound=roofline.bound(plan.work, ceil), ceiling_source=ceil.source, flagged=[], accepted=False,
+        reason="", device_name=ceil.device_name, notes=notes, input_sets=len(plan.sets),
+        bytes_moved=plan.work.bytes_moved, flops=plan.work.flops, floor_ms=roofline.floor_ms(plan.work, ceil),
+        ceiling_gbps=ceil.copy_gbps, ceiling_tflops=ceil.matmul_for(plan.work.dtype),
+    )
+
+    # The answer, alone in its worker.
+    ans = _time_answer_row(plan, cfg, device, answer_src, ceil, rep)
+    if ans is None:
+        rep.seconds = time.monotonic() - t_start
+        return rep
+
+    # The baselines, in another worker, in the answer's timing mode (like with like).
+    if rows:
+        _time_baselines(plan, cfg, device, rows, ans.mode, rep)
+    eager = rep.baselines.get("eager")
+    if eager is not None and eager.median_ms / ans.stats.median_ms > cfg.suspect_speedup:
+        rep.flagged.append(f"{eager.median_ms / ans.stats.median_ms:.1f}x faster than eager (over "
+                           f"{cfg.suspect_speedup:g}x): review before trusting it")
+    for name, st in rep.baselines.items():
+        if st is not None:
+            rep.speedup[name] = st.median_ms / ans.stats.median_ms
+            gbps, tflops = roofline.rates(plan.work, st.median_ms)
+            rep.row_rates[name] = {"gbps": gbps, "tflops": tflops,
+                                   "pct_of_ceiling": roofline.pct_of_ceiling(plan.work, st.median_ms, ceil)}
+    rep.accepted = True
+    rep.reason = f"timed in {ans.mode} mode over {len(plan.sets)} rotating input sets; every timed output re-checked"
+    rep.seconds = time.monotonic() - t_start
+    return rep
+
+
+def _time_answer_row(plan: _Plan, cfg: TimerConfig, device: str, answer_src: str, ceil: ceil_mod.Ceilings,
+                     rep: TimingReport) -> _RowResult | None:
+    """Times the answer into rep; None (rep.reason set) when its timing is rejected."""
+    try:
+        s = _Session(plan, cfg, device, "answer")
+    except (WorkerDied, WorkerTimeout, WorkerProtocolError, RuntimeError) as exc:
+        rep.reason = f"the timing worker failed to start: {exc}"
+        return None
+    try:
+        res = _time_row(s, _Row("answer", "answer", answer_src), "auto", cfg)
+        if res.stats is not None and res.mode != "host":  # a host clock needs no cross-check
+            res.wall_per_call = s.wall_per_call("answer", res.stats.median_ms)
+    except WorkerTimeout as exc:
+        res = _RowResult(error=f"timed out after {exc.seconds:.0f} s", rejected=True)
+    except (WorkerDied, WorkerProtocolError) as exc:
+        res = _RowResult(error=getattr(exc, "reason", str(exc)), rejected=True)
+    finally:
+        s.close()
+    rep.mode = res.mode
+    rep.flagged.extend(res.flags)
+    rep.l2 = res.reply.get("l2", "")
+    rep.device_name = res.reply.get("device_name", rep.device_name)
+    if res.reply.get("note"):
+        rep.notes.append(f"answer: {res.reply['note']}")
+    if res.stats is None:
+        rep.reason = f"answer: {res.error}"
+        return None
+    st = res.stats
+    rep.wall_ms_per_call = res.wall_per_call
+    if res.wall_per_call is not None and res.wall_per_call > 3.0 * st.median_ms + cfg.wall_margin_ms:
+        rep.reason = (f"answer: the judge's wall clock saw {res.wall_per_call:.3f} ms per back-to-back call, the "
+                      f"events {st.median_ms:.3f} ms: the event times are not the calls' (threat B7)")
+        return None
+    if roofline.below_floor(st.median_ms, plan.work, ceil, cfg.floor_slack):
+        rep.reason = (f"answer: median {st.median_ms * 1e3:.2f} us is below the physical floor "
+                      f"{rep.floor_ms * 1e3:.2f} us (bytes / copy bandwidth, FLOPs / matmul rate; threat B9)")
+        return None
+    rep.answer = st
+    rep.aa_spread["answer"] = res.aa
+    rep.gbps, rep.tflops = roofline.rates(plan.work, st.median_ms)
+    rep.pct_of_ceiling = roofline.pct_of_ceiling(plan.work, st.median_ms, ceil)
+    rep.row_rates["answer"] = {"gbps": rep.gbps, "tflops": rep.tflops, "pct_of_ceiling": rep.pct_of_ceiling}
+    return res
+
+
+def _time_baselines(plan: _Plan, cfg: TimerConfig, device: str, rows: list[_Row], mode: str,
+                    rep: TimingReport) -> None:
+    try:
+        s = _Session(plan, cfg, device, "baselines")
+    except (WorkerDied, WorkerTimeout, WorkerProtocolError, RuntimeError) as exc:
+        for r in rows:
+            rep.baselines[r.name] = None
+        rep.notes.append(f"baselines: the worker failed to start: {exc}")
+        return
+    try:
+        for row in rows:
+            try:
+                res = _time_row(s, row, mode, cfg)
+            except (WorkerDied, WorkerTimeout, WorkerProtocolError) as exc:
+                res = _RowResult(error=getattr(exc, "reason", str(exc)))
+                rep.baselines[row.name] = None
+                rep.notes.append(f"{row.name}: {res.error}; later baselines not timed")
+                break
+            rep.baselines[row.name] = res.stats
+            if res.stats is not None:
+                rep.aa_spread[row.name] = res.aa
+                if res.mode != mode:
+                    rep.notes.append(f"{row.name}: timed in {res.mode} mode ({res.reply.get('note', '')})")
+            else:
+                rep.notes.append(f"{row.name}: {res.error}")
+    finally:
+        s.close()
+    for row in rows:
+        rep.baselines.setdefault(row.name, None)
+
+
+def compare(task_path, incumbent_path, candidate_path, cfg: TimerConfig | None = None, *,
+            host_clock_ok: bool = False) -> Comparison:
+    """Incumbent and candidate timed interleaved in one worker (slots inc, cand, inc, rotated each
+    cycle). The two incumbent slots give its A/A spread; "faster" only when the candidate's median
+    gain exceeds max(cfg.keep_min_gain, that spread)."""
+    cfg = cfg or TimerConfig()
+    device = _resolve(cfg, host_clock_ok)
+    task = load_task(task_path)
+    try:
+        inc_src, cand_src = Path(incumbent_path).read_text(), Path(candidate_path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read an answer file: {exc}", "Pass paths of answer .py files.")
+    plan = _prepare(task, cfg, device)
+    ceil = _ceilings(cfg, device)
+    bad = Comparison(False, 0.0, cfg.keep_min_gain, None, None, accepted=False)
+    try:
+        s = _Session(plan, cfg, device, "compare")
+    except (WorkerDied, WorkerTimeout, WorkerProtocolError, RuntimeError) as exc:
+        bad.reason = f"the timing worker failed to start: {exc}"
+        return bad
+    try:
+        for name, src in (("incumbent", inc_src), ("candidate", cand_src)):
+            why = s.build(_Row(name, "answer", src))
+            if why:
+                bad.reason = f"{name}: {why}"
+                return bad
+        reply, wall_ms = s.run(["incumbent", "candidate", "incumbent"], "auto")
+        if "error" in reply or "rejected" in reply:
+            bad.reason = reply.get("rejected") or f"raised while timed: {reply['error']}"
+            return bad
+        slots = [list(map(float, t)) for t in reply["times"]]
+        inc = summarize(slots[0] + slots[2], reply["mode"])
+        cand = summarize(slots[1], reply["mode"])
+        res = _RowResult(slots=slots)
+        _telemetry(reply, res, wall_ms)
+        for name in ("incumbent", "candidate"):
+            mism = _recheck(plan, reply["outputs"].get(name, []), device)
+            if mism and not res.rejected:
+                res.rejected, res.error = True, f"{name}'s timed outputs differ from the reference ({mism})"
+        if not res.rejected and roofline.below_floor(cand.median_ms, plan.work, ceil, cfg.floor_slack):
+            res.rejected, res.error = True, "candidate: median below the physical floor (threat B9)"
+        wall = s.wall_per_call("candidate", cand.median_ms) if reply["mode"] != "host" else 0.0
+        if not res.rejected and wall > 3.0 * cand.median_ms + cfg.wall_margin_ms:
+            res.rejected, res.error = True, "candidate: the judge's wall clock disagrees with its event times (B7)"
+    except InvalidTimes as exc:
+        bad.reason = f"invalid raw times: {exc}"
+        return bad
+    except WorkerTimeout as exc:
+        bad.reason = f"timed out after {exc.seconds:.0f} s"
+        return bad
+    except (WorkerDied, WorkerProtocolError) as exc:
+        bad.reason = getattr(exc, "reason", str(exc))
+        return bad
+    finally:
+        s.close()
+    d = keep_rule(slots[0] + slots[2], slots[1], aa_spread(slots[0], slots[2]), cfg.keep_min_gain)
+    return Comparison(
+        faster=d.faster and not res.rejected and not res.flags,
+        gain=d.gain, noise=d.noise, incumbent=inc, candidate=cand, accepted=not res.rejected,
+        flagged=res.flags, reason=res.error or (f"gain {d.gain:+.1%} vs noise bar {d.noise:.1%} ({reply['mode']})"),
+    )
