@@ -106,7 +106,7 @@ class LLMProposer:
                 attempt, info = target
                 info.repaired = True
                 source = self._debug(ctx, attempt, usage)
-                role, direction, tiers, depth = "debugger", f"repair of {info.label}", info.tiers, info.depth + 1
+                role, direction, tiers, depth = "debugger", f"fix #{info.seq} ({attempt.stage})", info.tiers, info.depth + 1
             else:
                 diagnosis = self._analyse(ctx, usage)
                 the_plan = self._plan(ctx, diagnosis, usage)
