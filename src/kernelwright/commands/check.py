@@ -44,4 +44,6 @@ def _show(v) -> None:
     console.print(f"[{color}]{v.reason}[/]")
     if v.kernels:
         console.print(f"answer kernels that ran: {', '.join(v.kernels)}")
+    if v.kernel_share is not None:
+        console.print(f"share of GPU time in the answer's own kernels: {v.kernel_share:.0%}")
     console.print(f"[dim]sandbox: {v.sandbox}[/]")

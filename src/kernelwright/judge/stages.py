@@ -125,6 +125,7 @@ class _Check:
         self.refs: dict[inp.ShapeConfig, _Reference] = {}
         self.built: inp.ShapeConfig | None = None
         self.kernels: set[str] = set()
+        self.kernel_share: float | None = None
         self.stages: list[StageResult] = []
         self._stage = "load"
         self._t = 0.0
@@ -332,6 +333,12 @@ class _Check:
                     raise Rejection("integrity", "with the answer's own kernels neutralised its output is still "
                                                  "correct: those kernels do not compute the result")
         self.end("reused buffers x2, ablation" if self.cfg.require_custom_kernel else "reused buffers x2")
+        if self.device == "cuda":
+            x = self.factory.make(base, "signed")
+            self.build(base)
+            reply = self.request({"cmd": "share", "name": "answer", "inputs": [t.cpu() if isinstance(t, torch.Tensor)
+                                                                                else t for t in x]})
+            self.kernel_share = reply.get("share") if "error" not in reply else None
         return base.label()
 
     def _probe_domain(self, base: inp.ShapeConfig) -> None:
@@ -378,5 +385,6 @@ def check(task_path: str | Path, answer_path: str | Path, config: JudgeConfig | 
             c.worker.close()
     v.stages = c.stages
     v.kernels = sorted(c.kernels)
+    v.kernel_share = c.kernel_share
     v.seconds = time.monotonic() - t0
     return v

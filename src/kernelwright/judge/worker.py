@@ -293,6 +293,31 @@ def _cmd_call(state: State, msg: dict, torch) -> dict:
     return reply
 
 
+def _cmd_share(state: State, msg: dict, torch) -> dict:
+    """Share of GPU kernel time spent in the answer's own Triton kernels over one forward (cuda only).
+    Reported, not judged: it tells a user how much of the op the answer really took over."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = state.models[msg.get("name", "answer")]
+    live = [_to_device(x, state.device, torch) for x in msg["inputs"]]
+    names = {k.split(".")[-1] for k in state.answer_kernels() if not k.startswith("ext:")}
+    with torch.no_grad():
+        model(*live)  # warm: compilation stays out of the profile
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            model(*live)
+            torch.cuda.synchronize()
+    total = own = 0.0
+    for ev in prof.events():
+        if ev.device_type.name != "CUDA":
+            continue
+        t = float(getattr(ev, "device_time", 0.0) or getattr(ev, "cuda_time", 0.0) or 0.0)
+        total += t
+        if any(ev.name == n or ev.name.startswith(n + "_") for n in names):
+            own += t
+    return {"share": (own / total) if total > 0 else None, "kernels": sorted(names)}
+
+
 def _cuda_error(exc: BaseException) -> bool:
     text = str(exc)
     return any(s in text for s in ("CUDA error", "illegal memory access", "device-side assert", "cudaError"))
@@ -327,6 +352,8 @@ def main() -> None:
                 reply = _cmd_build(state, msg, torch)
             elif cmd == "call":
                 reply = _cmd_call(state, msg, torch)
+            elif cmd == "share":
+                reply = _cmd_share(state, msg, torch)
             elif cmd == "time":
                 from . import timer_worker
 
