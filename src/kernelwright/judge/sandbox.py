@@ -92,6 +92,7 @@ def namespaces_available() -> bool:
 def _readonly_dirs() -> list[str]:
     """The harness and the interpreter's libraries: a candidate must not edit what judges it."""
     dirs = {str(_src_root() / "kernelwright")}
+    dirs |= {p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.isabs(p) and os.path.isdir(p)}
     for key in ("purelib", "platlib", "stdlib"):
         p = sysconfig.get_paths().get(key)
         if p and os.path.isdir(p):
@@ -133,8 +134,11 @@ class Worker:
         )
         if self.device == "cpu":
             env["TRITON_INTERPRET"] = "1"  # set before triton is imported in the worker
+        # -I drops PYTHONPATH; absolute entries the user put there (wheels carried to a machine
+        # with no registry, say) are trusted like site-packages and passed on explicitly.
+        extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.isabs(p)]
         py = [sys.executable, "-I", "-u", "-c",
-              f"import sys; sys.path.insert(0, {str(_src_root())!r}); "
+              f"import sys; sys.path[:0] = {[str(_src_root())] + extra!r}; "
               "from kernelwright.judge.worker import main; main()",
               str(r1), str(w2), self.device]
         if self.cfg.sandbox_namespaces and namespaces_available():
