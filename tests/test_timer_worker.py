@@ -1,0 +1,181 @@
+"""The timed loop's control flow on the CPU (host clock): rotation of input sets, outputs kept per
+set for the judge's re-check, deferred work and lazy outputs caught. Timing values are never asserted."""
+import threading
+import time
+
+import pytest
+import torch
+import torch.nn as nn
+
+from kernelwright.judge import timer_worker as tw
+
+RUN = {"op": "run", "mode": "auto", "warmup_ms": 1, "rep_ms": 1, "min_reps": 6, "max_reps": 12, "flush_bytes": 4096}
+
+
+class _State:
+    def __init__(self, **models):
+        self.device = "cpu"
+        self.models = dict(models)
+
+
+class Softmax(nn.Module):
+    def forward(self, x):
+        return torch.softmax(x, -1)
+
+
+class CacheByPointer(nn.Module):  # threat B4
+    def __init__(self):
+        super().__init__()
+        self.cache = {}
+
+    def forward(self, x):
+        if x.data_ptr() not in self.cache:
+            self.cache[x.data_ptr()] = torch.softmax(x, -1)
+        return self.cache[x.data_ptr()]
+
+
+class LateThread(nn.Module):  # threats B2/B5: returns a buffer a thread fills later
+    def forward(self, x):
+        out = torch.zeros_like(x)
+
+        def late():
+            time.sleep(0.005)
+            out.copy_(torch.softmax(x, -1))
+
+        threading.Thread(target=late).start()
+        return out
+
+
+class Lazy(torch.Tensor):  # threat B3
+    pass
+
+
+class Subclassed(nn.Module):
+    def forward(self, x):
+        return torch.softmax(x, -1).as_subclass(Lazy)
+
+
+@pytest.fixture
+def sets():
+    g = torch.Generator().manual_seed(0)
+    return [[torch.randn(4, 9, generator=g) + 0.5] for _ in range(3)]
+
+
+def _run(state, sets, slots):
+    assert tw.handle(state, {"op": "load", "sets": sets})["ok"]
+    return tw.handle(state, dict(RUN, slots=slots))
+
+
+def test_outputs_per_input_set_are_the_right_ones(sets):
+    r = _run(_State(a=Softmax()), sets, ["a", "a"])
+    assert r["mode"] == "host" and r["sets"] == 3
+    assert len(r["times"]) == 2 and len(r["times"][0]) == len(r["times"][1]) == r["n_cycles"] >= 6
+    for k, outs in enumerate(r["outputs"]["a"]):
+        torch.testing.assert_close(outs[0], torch.softmax(sets[k][0], -1))
+    assert r["deferred"] == [] and r["threads_added"] <= 0
+
+
+def test_interleaved_slots_time_each_model(sets):
+    r = _run(_State(inc=Softmax(), cand=Softmax()), sets, ["inc", "cand", "inc"])
+    assert len(r["times"]) == 3 and len({len(t) for t in r["times"]}) == 1
+    assert set(r["outputs"]) == {"inc", "cand"}
+
+
+def test_cache_by_pointer_returns_stale_outputs(sets):
+    # The live buffer keeps its address while its contents change: the cache replays set 0's
+    # answer for the other sets, which the judge's re-check (timer._recheck) then rejects.
+    r = _run(_State(c=CacheByPointer()), sets, ["c", "c"])
+    outs = r["outputs"]["c"]
+    wrong = [k for k in range(3) if not torch.allclose(outs[k][0], torch.softmax(sets[k][0], -1))]
+    assert wrong, "a pointer-keyed cache must not be able to return right answers for new contents"
+
+
+def test_deferred_work_is_caught(sets):
+    r = _run(_State(d=LateThread()), sets, ["d", "d"])
+    assert len(r["deferred"]) == 3
+
+
+def test_subclassed_output_rejected(sets):
+    r = _run(_State(s=Subclassed()), sets, ["s", "s"])
+    assert "rejected" in r and "Lazy" in r["rejected"]
+
+
+def test_wall_op_and_unknown_op(sets):
+    st = _State(a=Softmax())
+    tw.handle(st, {"op": "load", "sets": sets})
+    assert tw.handle(st, {"op": "wall", "name": "a", "reps": 3}) == {"ok": True}
+    assert "error" in tw.handle(st, {"op": "nope"})
+
+
+def test_output_aliasing_the_input_is_not_called_deferred(sets):
+    class InPlace(nn.Module):
+        def forward(self, x):
+            return x.mul_(2.0)  # the live buffer is refilled before every call: not deferred work
+
+    r = _run(_State(i=InPlace()), sets, ["i", "i"])
+    assert r["deferred"] == []
+    for k, outs in enumerate(r["outputs"]["i"]):
+        torch.testing.assert_close(outs[0], sets[k][0] * 2.0)
+
+
+def test_liger_family_mapping():
+    from kernelwright.judge.timer import liger_family
+
+    assert liger_family("return torch.nn.functional.cross_entropy(x.float(), t)") == "cross_entropy"
+    assert liger_family("x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) # RMSNorm") == "rmsnorm"
+    assert liger_family("self.ln = nn.LayerNorm(d)") == "layernorm"
+    assert liger_family("return torch.softmax(x, dim=-1)") == "softmax"
+    assert liger_family("return torch.log_softmax(x, dim=-1)") is None
+    assert liger_family("return torch.relu(x)") is None
+
+
+TASK = """
+import torch
+import torch.nn as nn
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.softmax(x, dim=-1)
+B = 6
+D = 33
+def get_inputs():
+    return [torch.randn(B, D)]
+def get_init_inputs():
+    return []
+"""
+GOOD = "import torch\nimport torch.nn as nn\nclass ModelNew(nn.Module):\n    def forward(self, x):\n" \
+       "        return torch.softmax(x, dim=-1)\n"
+CACHE = """
+import torch
+import torch.nn as nn
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cache = {}
+    def forward(self, x):
+        if x.data_ptr() not in self.cache:
+            self.cache[x.data_ptr()] = torch.softmax(x, dim=-1)
+        return self.cache[x.data_ptr()]
+"""
+
+
+@pytest.mark.slow
+def test_time_answer_end_to_end_host_clock(tmp_path):
+    """Through the real sandboxed workers: an honest answer is timed with the eager row beside
+    it; a pointer cache is rejected by the re-check of its timed outputs."""
+    from kernelwright.config import TimerConfig
+    from kernelwright.judge.timer import compare, time_answer
+
+    (tmp_path / "task.py").write_text(TASK)
+    (tmp_path / "good.py").write_text(GOOD)
+    (tmp_path / "cache.py").write_text(CACHE)
+    cfg = TimerConfig(device="cpu", warmup_ms=1, rep_ms=1, min_reps=5, max_reps=10, flush_l2_bytes=4096,
+                      ceilings_cache=str(tmp_path / "ceil.json"))
+    rep = time_answer(tmp_path / "task.py", tmp_path / "good.py", cfg, baselines=("eager",), host_clock_ok=True)
+    assert rep.accepted, rep.reason
+    assert rep.answer is not None and rep.answer.mode == "host" and rep.baselines["eager"] is not None
+    assert set(rep.speedup) == {"eager"} and rep.input_sets == cfg.input_sets
+    assert rep.bytes_moved == 2 * 6 * 33 * 4  # x read once, y written once (fp32)
+    bad = time_answer(tmp_path / "task.py", tmp_path / "cache.py", cfg, baselines=(), host_clock_ok=True)
+    assert not bad.accepted and "differ from the reference" in bad.reason
+    c = compare(tmp_path / "task.py", tmp_path / "good.py", tmp_path / "cache.py", cfg, host_clock_ok=True)
+    assert not c.accepted and not c.faster and "candidate" in c.reason
