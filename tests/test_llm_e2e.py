@@ -163,3 +163,34 @@ def test_optimize_cli_with_llm(provider, tmp_path):
     kernels = list((out / "kernels").glob("*.py"))
     assert len(kernels) == 1, kernels
     check_run_dir(out, kernels[0])
+
+
+@pytest.mark.slow
+def test_search_then_llm_starts_from_the_best_template(tmp_path, monkeypatch):
+    """--proposer search,llm: the template answer the search finds is the parent the agents start from."""
+    from kernelwright.config import JudgeConfig, LoopConfig
+    from kernelwright.loop.run import TaskTarget, optimize_tasks
+    from kernelwright.propose.registry import make_proposers
+
+    out = tmp_path / "run"
+    better = GOOD.replace("BLOCK=256", "BLOCK=1024")
+    plan = "DIRECTION: larger blocks\nPLAYBOOK: T1.2\nWHY: fewer programs for a tiny tensor."
+    with ScriptedLLMServer([plan, fenced(better)], api_key=KEY, max_requests=20, max_seconds=500) as srv:
+        for var in _KEY_VARS:
+            monkeypatch.delenv(var, raising=False)
+        for k, v in env_for("openai", srv).items():
+            monkeypatch.setenv(k, v)
+        proposers = make_proposers("search,llm", "openai:gpt-4o-mini")
+        # One candidate per round, one parent; no cpu-correct rule, so the loop goes on after the
+        # search's first correct answer and the agents get their turn on it.
+        loop_cfg = LoopConfig(max_experiments=2, candidates_per_round=1, beam_width=1, diversity_slots=0,
+                              move_on=("budget", "max-experiments"))
+        optimize_tasks([TaskTarget("scale_relu", TASK)], out, proposers, device="cpu",
+                       judge_cfg=JudgeConfig(device="cpu", timeout_s=240), timer_cfg=None, loop_cfg=loop_cfg)
+    first, second = rows(out)
+    assert (first["proposer"], first["verdict"]) == ("search", "accepted")
+    assert second["proposer"] == "llm" and second["parent"] == first["id"] and second["verdict"] == "accepted"
+    template = (out / "sources" / f"{first['source_hash']}.py").read_text()
+    planner, writer = (r.prompt_text() for r in srv.model_requests())
+    for prompt in (planner, writer):
+        assert first["label"] in prompt and template.strip() in prompt

@@ -177,3 +177,13 @@ def test_refused_key_is_a_usage_error(provider, monkeypatch):
         with pytest.raises(UsageError, match="refused the API key") as err:
             LLMProposer(cfg(provider, False)).preflight()
     assert "a-wrong-key-456789" not in str(err.value)
+
+
+def test_anthropic_auth_token_is_sent_as_a_bearer_token(monkeypatch):
+    with ScriptedLLMServer(["hi back"], api_key=KEY) as srv:
+        point_at(monkeypatch, srv, "anthropic", key=None)
+        monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", KEY)
+        model = SDKChatModel(cfg("anthropic", False))
+        assert "ANTHROPIC_AUTH_TOKEN" not in os.environ
+        assert model.chat("s", [{"role": "user", "content": "hi"}]).text == "hi back"
+    assert srv.model_requests()[0].headers["authorization"] == f"Bearer {KEY}"

@@ -45,14 +45,15 @@ def redact(text: str) -> str:
     return text
 
 
-def take_key(provider: str) -> str | None:
-    """The provider's key from its SDK variable, removed from os.environ (kept for redaction)."""
+def take_key(provider: str) -> tuple[str, str] | None:
+    """(variable, value) of the provider's key from its SDK variables, first set one wins; every
+    one of them is removed from os.environ (and remembered for redaction)."""
     found = None
     for var in KEY_VARS[provider]:
         value = os.environ.pop(var, None)
         if value:
             _SECRETS.add(value)
-            found = found or value
+            found = found or (var, value)
     return found
 
 
@@ -149,7 +150,9 @@ class SDKChatModel:
                 f"export {var}=... (any non-empty value for a local server that checks none); "
                 f"point {BASE_URL_VARS[cfg.provider]} at the endpoint when it is not the provider's own.",
             )
-        common = dict(api_key=key, timeout=cfg.request_timeout_s, max_retries=cfg.max_retries)
+        # ANTHROPIC_AUTH_TOKEN is a bearer token (proxies, gateways), not an x-api-key.
+        cred = "auth_token" if key[0] == "ANTHROPIC_AUTH_TOKEN" else "api_key"
+        common = {cred: key[1], "timeout": cfg.request_timeout_s, "max_retries": cfg.max_retries}
         # Base URL: the SDK reads its own variable when we pass none.
         self.client = self.sdk.OpenAI(**common) if self.provider == "openai" else self.sdk.Anthropic(**common)
         self.base_url = str(self.client.base_url)
