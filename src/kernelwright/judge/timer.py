@@ -36,7 +36,7 @@ from .compare import compare_outputs
 from .sandbox import Worker, WorkerDied, WorkerProtocolError, WorkerTimeout
 from .stats import InvalidTimes, TimingStats, aa_spread, keep_rule, summarize
 
-__all__ = ["TimingStats", "TimingReport", "Comparison", "time_answer", "compare", "liger_family"]
+__all__ = ["TimingStats", "TimingReport", "Comparison", "time_answer", "time_baselines", "compare", "liger_family"]
 
 BASELINE_MODES = {"compile": None, "compile-max-autotune": "max-autotune-no-cudagraphs"}
 
@@ -252,13 +252,19 @@ class _Session:
         return best
 
 
-def _recheck(plan: _Plan, outputs: list[list], device: str) -> str:
-    """'' when every returned output matches the reference for its input set, else the first mismatch."""
+def _recheck(plan: _Plan, outputs: list[list], device: str, same_dtype: bool = True) -> str:
+    """'' when every returned output matches the reference for its input set, else the first mismatch.
+
+    same_dtype False (trusted baselines only: a library may return fp32 where the task returns
+    bf16) compares values in the reference's dtype; an answer must match the dtype exactly.
+    """
     if len(outputs) != len(plan.refs):
         return f"{len(outputs)} output set(s) returned for {len(plan.refs)} input sets"
     for k, (outs, (native, r64)) in enumerate(zip(outputs, plan.refs)):
-        cand = [o.to(device) for o in outs]
         nat = [o.to(device) for o in native]
+        cand = [o.to(device) for o in outs]
+        if not same_dtype and len(cand) == len(nat):
+            cand = [c.to(n.dtype) if c.shape == n.shape else c for c, n in zip(cand, nat)]
         r = [o.to(device) for o in r64] if r64 is not None else None
         m = compare_outputs(cand, nat, r)
         if not m.ok:
@@ -319,7 +325,7 @@ def _time_row(s: _Session, row: _Row, mode: str, cfg: TimerConfig) -> _RowResult
     if res.rejected:
         res.stats = None
         return res
-    bad = _recheck(s.plan, reply["outputs"].get(row.name, []), s.device)
+    bad = _recheck(s.plan, reply["outputs"].get(row.name, []), s.device, same_dtype=row.kind == "answer")
     if bad:
         res.rejected = True
         res.error = f"timed outputs differ from the reference ({bad}) (threats B4/B5/B11)"
@@ -405,14 +411,45 @@ def time_answer(task_path, answer_path, cfg: TimerConfig | None = None, baseline
     if eager is not None and eager.median_ms / ans.stats.median_ms > cfg.suspect_speedup:
         rep.flagged.append(f"{eager.median_ms / ans.stats.median_ms:.1f}x faster than eager (over "
                            f"{cfg.suspect_speedup:g}x): review before trusting it")
-    for name, st in rep.baselines.items():
-        if st is not None:
-            rep.speedup[name] = st.median_ms / ans.stats.median_ms
-            gbps, tflops = roofline.rates(plan.work, st.median_ms)
-            rep.row_rates[name] = {"gbps": gbps, "tflops": tflops,
-                                   "pct_of_ceiling": roofline.pct_of_ceiling(plan.work, st.median_ms, ceil)}
+    _baseline_rates(plan, ceil, rep)
     rep.accepted = True
     rep.reason = f"timed in {ans.mode} mode over {len(plan.sets)} rotating input sets; every timed output re-checked"
+    rep.seconds = time.monotonic() - t_start
+    return rep
+
+
+def _baseline_rates(plan: _Plan, ceil: ceil_mod.Ceilings, rep: TimingReport) -> None:
+    for name, st in rep.baselines.items():
+        if st is None:
+            continue
+        if rep.answer is not None:
+            rep.speedup[name] = st.median_ms / rep.answer.median_ms
+        gbps, tflops = roofline.rates(plan.work, st.median_ms)
+        rep.row_rates[name] = {"gbps": gbps, "tflops": tflops,
+                               "pct_of_ceiling": roofline.pct_of_ceiling(plan.work, st.median_ms, ceil)}
+
+
+def time_baselines(task_path, cfg: TimerConfig | None = None, baselines=None, *,
+                   host_clock_ok: bool = False) -> TimingReport:
+    """The baseline rows alone, at the task's own sizes (no answer): the timing mode is the
+    first row's, kept for the others. `answer` is None and `speedup` empty in the report."""
+    t_start = time.monotonic()
+    cfg = cfg or TimerConfig()
+    device = _resolve(cfg, host_clock_ok)
+    task = load_task(task_path)
+    rows, notes = _baseline_rows(task, tuple(cfg.baselines if baselines is None else baselines))
+    plan = _prepare(task, cfg, device)
+    ceil = _ceilings(cfg, device)
+    rep = TimingReport(
+        answer=None, baselines={}, speedup={}, gbps=None, tflops=None, pct_of_ceiling=None,
+        bound=roofline.bound(plan.work, ceil), ceiling_source=ceil.source, flagged=[], accepted=True,
+        reason="baselines only", device_name=ceil.device_name, notes=notes, input_sets=len(plan.sets),
+        bytes_moved=plan.work.bytes_moved, flops=plan.work.flops, floor_ms=roofline.floor_ms(plan.work, ceil),
+        ceiling_gbps=ceil.copy_gbps, ceiling_tflops=ceil.matmul_for(plan.work.dtype),
+    )
+    if rows:
+        _time_baselines(plan, cfg, device, rows, "auto", rep)
+    _baseline_rates(plan, ceil, rep)
     rep.seconds = time.monotonic() - t_start
     return rep
 
@@ -481,6 +518,11 @@ def _time_baselines(plan: _Plan, cfg: TimerConfig, device: str, rows: list[_Row]
                 rep.notes.append(f"{row.name}: {res.error}; later baselines not timed")
                 break
             rep.baselines[row.name] = res.stats
+            if mode == "auto" and res.mode:  # time_baselines: the first row picks the mode
+                mode = rep.mode = res.mode
+                rep.l2 = res.reply.get("l2", "")
+                rep.device_name = res.reply.get("device_name", rep.device_name)
+            rep.notes.extend(f"{row.name}: {f}" for f in res.flags)
             if res.stats is not None:
                 rep.aa_spread[row.name] = res.aa
                 if res.mode != mode:
