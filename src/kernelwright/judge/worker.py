@@ -360,7 +360,10 @@ def main() -> None:
                 reply = timer_worker.handle(state, msg)
             else:
                 reply = {"error": f"unknown command {cmd!r}"}
-            reply.setdefault("flags_pinned", _flags(torch) == baseline_flags)
+            now = _flags(torch)
+            reply.setdefault("flags_pinned", now == baseline_flags)
+            if now != baseline_flags:
+                reply["flags_changed"] = {k: v for k, v in now.items() if baseline_flags.get(k) != v}
         except BaseException as exc:  # the answer raised: report it, the judge decides
             tb = traceback.format_exc(limit=20)
             oom = isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
