@@ -192,36 +192,11 @@ class MatmulFamily:
         if weight and vb.dim() != 2:
             raise Unsupported("linear with a weight that is not 2-D")
 
-        out_key = shape_key(anchor)
+        whole_rows = check_epilogue(region, anchor, allow_rows=not vector)
         epilogue = [n for n in region.nodes if n is not anchor]
-        whole_rows = False
-        for n in epilogue:
-            if shape_key(n) != out_key:
-                raise Unsupported(f"epilogue op {n.name} has shape {shape_key(n)}, not the product's {out_key}")
-            p = packet_name(n)
-            if p in ROW_OPS:
-                dim = n.args[1]
-                if dim not in (-1, len(out_key) - 1) or vector:
-                    raise Unsupported(f"{p} over dim {dim}: only the last dim of a matrix product fuses")
-                whole_rows = True
-            elif not expr.supported(n):
-                raise Unsupported(f"epilogue op {p} has no template")
-        for o in region.outputs:
-            if o is not anchor and o not in epilogue:
-                raise Unsupported(f"output {o.name} is not computed by the region")
-
         idx = {n: i for i, n in enumerate(region.inputs)}
-        readers = [n for n in epilogue]
-        operand_nodes = {a for n in readers for a in n.all_input_nodes if a in idx}
-        if bias_node is not None and beta != 0.0:
-            operand_nodes.add(bias_node)
-        for a in operand_nodes:
-            if is_tensor(a):
-                ks = shape_key(a)
-                if len(ks) > len(out_key) or any(s not in ("1", o) for s, o in zip(ks[::-1], out_key[::-1])):
-                    raise Unsupported(f"epilogue input {a.name} of shape {ks} does not broadcast to {out_key}")
-            elif not isinstance(meta_val(a), (int, float, torch.SymInt, torch.SymFloat)):
-                raise Unsupported(f"epilogue input {a.name} is neither a tensor nor a number")
+        with_bias = bias_node is not None and beta != 0.0
+        operands = epilogue_operands(region, anchor, [bias_node] if with_bias else [])
 
         # Sizes at capture, for configs and the model.
         K = _hint(va.shape[-1])
@@ -255,10 +230,10 @@ class MatmulFamily:
             b=idx[b_node],
             b_is_weight=weight,
             vector=bool(vector),
-            bias=idx[bias_node] if bias_node is not None and beta != 0.0 else None,
+            bias=idx[bias_node] if with_bias else None,
             alpha=alpha,
             beta=beta,
-            operands=sorted(idx[a] for a in operand_nodes),
+            operands=operands,
             whole_rows=whole_rows,
             M=M,
             N=N,
@@ -383,19 +358,8 @@ def _kw_as_zmn(t, shape, zmn):
 
 
 def _epilogue(region: Region, spec: MatmulSpec, ins: list[str]) -> tuple[list[str], dict[fx.Node, str]]:
-    """Triton lines turning `acc` (fp32 [BLOCK_M, BLOCK_N] at offs_m / offs_n / mask, batch z) into
-    the region's values; returns the lines and node -> value name."""
+    """Triton lines for the product's scale and bias, then the region's epilogue ops."""
     lines: list[str] = []
-    value: dict[fx.Node, str] = {}
-    for i in spec.operands:
-        node = region.inputs[i]
-        if is_tensor(node):
-            lines.append(
-                f"{ins[i]} = tl.load({ins[i]}_ptr + z * stride_{ins[i]}_z + offs_m[:, None].to(tl.int64) * stride_{ins[i]}_m"
-                f" + offs_n[None, :] * stride_{ins[i]}_n, mask=mask, other=0.0).to(tl.float32)"
-            )
-        value[node] = ins[i]  # scalars arrive as kernel arguments of that name
-    anchor = region.anchor
     v = "acc"
     if spec.alpha != 1.0:
         lines.append(f"prod = acc * {expr.literal(spec.alpha)}")
@@ -404,9 +368,31 @@ def _epilogue(region: Region, spec: MatmulSpec, ins: list[str]) -> tuple[list[st
         b = ins[spec.bias] if spec.beta == 1.0 else f"{ins[spec.bias]} * {expr.literal(spec.beta)}"
         lines.append(f"prod = {v} + {b}")
         v = "prod"
-    value[anchor] = v
+    return epilogue_lines(region, spec.operands, ins, lines, v)
+
+
+def epilogue_lines(
+    region: Region, operands: list[int], ins: list[str], anchor_lines: list[str], anchor_value: str
+) -> tuple[list[str], dict[fx.Node, str]]:
+    """Triton lines turning the anchor's fp32 tile into the region's values, and node -> value
+    name. The kernel provides `acc` [BLOCK_M, BLOCK_N] at rows offs_m, columns offs_n of batch z,
+    with mask_m / mask_n / mask; `anchor_lines` compute the anchor's value (`anchor_value`) from
+    acc and the loaded operands. Shared with the attention family."""
+    lines: list[str] = []
+    value: dict[fx.Node, str] = {}
+    for i in operands:
+        node = region.inputs[i]
+        if is_tensor(node):
+            lines.append(
+                f"{ins[i]} = tl.load({ins[i]}_ptr + z * stride_{ins[i]}_z + offs_m[:, None].to(tl.int64) * stride_{ins[i]}_m"
+                f" + offs_n[None, :] * stride_{ins[i]}_n, mask=mask, other=0.0).to(tl.float32)"
+            )
+        value[node] = ins[i]  # scalars arrive as kernel arguments of that name
+    lines += anchor_lines
+    anchor = region.anchor
+    value[anchor] = anchor_value
     for n in region.nodes:
-        if n is anchor:
+        if n is anchor or packet_name(n) == "getitem":
             continue
         if packet_name(n) in ROW_OPS:
             x = value[n.args[0]]
@@ -425,23 +411,71 @@ def _epilogue(region: Region, spec: MatmulSpec, ins: list[str]) -> tuple[list[st
     return lines, value
 
 
+def operand_items(region: Region, operands: list[int], ins: list[str]) -> list["_Item"]:
+    return [_Item(ins[i], "tensor" if is_tensor(region.inputs[i]) else "scalar", expr=ins[i]) for i in operands]
+
+
+def output_items(region: Region, ins: list[str]) -> list["_Item"]:
+    return [_Item(f"out{j}", "tensor", dtype=dtype_expr(o, region.inputs, ins)) for j, o in enumerate(region.outputs)]
+
+
+def store_lines(region: Region, value: dict[fx.Node, str]) -> list[str]:
+    """One masked store per region output into out{j} [Z, M, N]."""
+    return [
+        f"tl.store(out{j}_ptr + z * stride_out{j}_z + offs_m[:, None].to(tl.int64) * stride_out{j}_m"
+        f" + offs_n[None, :] * stride_out{j}_n, {value[o]}.to(out{j}_ptr.dtype.element_ty), mask=mask)"
+        for j, o in enumerate(region.outputs)
+    ]
+
+
+def epilogue_operands(region: Region, anchor: fx.Node, extra: list[fx.Node]) -> list[int]:
+    """Indices of region inputs the epilogue reads (plus `extra`, e.g. a bias), checked to be
+    numbers or tensors that broadcast to the anchor's output."""
+    out_key = shape_key(anchor)
+    idx = {n: i for i, n in enumerate(region.inputs)}
+    nodes = {a for n in region.nodes if n is not anchor for a in n.all_input_nodes if a in idx} | set(extra)
+    for a in nodes:
+        if is_tensor(a):
+            ks = shape_key(a)
+            if len(ks) > len(out_key) or any(s not in ("1", o) for s, o in zip(ks[::-1], out_key[::-1])):
+                raise Unsupported(f"epilogue input {a.name} of shape {ks} does not broadcast to {out_key}")
+        elif not isinstance(meta_val(a), (int, float, torch.SymInt, torch.SymFloat)):
+            raise Unsupported(f"epilogue input {a.name} is neither a tensor nor a number")
+    return sorted(idx[a] for a in nodes)
+
+
+def check_epilogue(region: Region, anchor: fx.Node, allow_rows: bool) -> bool:
+    """Every non-anchor node is a pointwise op of expr.py (or, when allowed, a last-dim softmax)
+    of the anchor's shape, and every output is computed here. Returns whether a row op is present."""
+    out_key = shape_key(anchor)
+    whole_rows = False
+    for n in region.nodes:
+        if n is anchor:
+            continue
+        if shape_key(n) != out_key:
+            raise Unsupported(f"epilogue op {n.name} has shape {shape_key(n)}, not the product's {out_key}")
+        p = packet_name(n)
+        if p in ROW_OPS:
+            dim = n.args[1]
+            if not allow_rows or dim not in (-1, len(out_key) - 1):
+                raise Unsupported(f"{p} over dim {dim}: only the last dim of a matrix product fuses")
+            whole_rows = True
+        elif not expr.supported(n):
+            raise Unsupported(f"epilogue op {p} has no template")
+    for o in region.outputs:
+        if o not in region.nodes:
+            raise Unsupported(f"output {o.name} is not computed by the region")
+    return whole_rows
+
+
 def render_region(region: Region, spec: MatmulSpec, config: dict, prefix: str) -> Rendered:
     ins = [f"in{i}" for i in range(len(region.inputs))]
     kernel = f"_{prefix}_{spec.op}_kernel"
     splitk_kernel = f"_{prefix}_{spec.op}_splitk_kernel"
     launcher = f"{prefix}_{spec.op}"
-    epilogue_lines, value = _epilogue(region, spec, ins)
-    operands = [
-        _Item(ins[i], "tensor" if is_tensor(region.inputs[i]) else "scalar", expr=ins[i]) for i in spec.operands
-    ]
-    outputs = [
-        _Item(f"out{j}", "tensor", dtype=dtype_expr(o, region.inputs, ins)) for j, o in enumerate(region.outputs)
-    ]
-    store_lines = [
-        f"tl.store(out{j}_ptr + z * stride_out{j}_z + offs_m[:, None].to(tl.int64) * stride_out{j}_m"
-        f" + offs_n[None, :] * stride_out{j}_n, {value[o]}.to(out{j}_ptr.dtype.element_ty), mask=mask)"
-        for j, o in enumerate(region.outputs)
-    ]
+    lines, value = _epilogue(region, spec, ins)
+    operands = operand_items(region, spec.operands, ins)
+    outputs = output_items(region, ins)
     b_expr = f"{ins[spec.b]}.t()" if spec.b_is_weight else ins[spec.b]
     cfg = dict(config)
     cfg.setdefault("PRECISION", "ieee")
@@ -461,8 +495,8 @@ def render_region(region: Region, spec: MatmulSpec, config: dict, prefix: str) -
         formula=f"{' -> '.join(region.ops)} ({args_doc})",
         operands=operands,
         outputs=outputs,
-        epilogue_lines=epilogue_lines,
-        store_lines=store_lines,
+        epilogue_lines=lines,
+        store_lines=store_lines(region, value),
         whole_rows=spec.whole_rows,
         max_row_tile=MAX_ROW_TILE,
     )
