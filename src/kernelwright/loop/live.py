@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 
 def _x(v: float | None) -> str:
@@ -31,7 +32,8 @@ class LiveView:
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def note(self, text: str) -> None:
-        self.console.print(text, highlight=False)
+        # Plain text: no markup (error messages hold brackets), one unwrapped line per event (greppable).
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def start_task(self, name: str, done: int, cap: int | None, budget_s: float, best: float | None, kept: int) -> None:
         self.task, self.done, self.cap, self.best, self.kept, self.last = name, done, cap, best, kept, ""
@@ -92,7 +94,7 @@ class LiveView:
             ("last verdict", self.last or "-"),
             ("experiments/hour", f"{self.rate():.0f}"),
         ):
-            t.add_row(k, v)
+            t.add_row(k, Text(v))
         return t
 
     def summary(self, outcomes: dict[str, Any]) -> None:
@@ -102,5 +104,6 @@ class LiveView:
             t.add_column(col)
         for o in outcomes.values():
             best = ("untimed" if o.best_path else "-") if self.device == "cpu" else _x(o.best_speedup)
-            t.add_row(o.name, str(o.experiments), str(o.accepted), best, str(o.best_path or "-"), o.stop_reason)
+            t.add_row(o.name, str(o.experiments), str(o.accepted), best, Text(str(o.best_path or "-")),
+                      Text(o.stop_reason.split(":")[0]))
         self.console.print(t)

@@ -319,7 +319,7 @@ class _Run:
         w = self.targets[i].weight
         used_s = sum(_elapsed(self.ledger.rows(t.name)) for t in before)
         budget_s = share(self.cfg.budget_s, used_s, w, w_left)
-        if self.cfg.max_experiments is None:
+        if self.cfg.max_experiments is None or "max-experiments" not in self.cfg.move_on:
             return budget_s, None
         left = max(0, self.cfg.max_experiments - sum(self.ledger.count(t.name) for t in before))
         if i == len(self.targets) - 1:
@@ -373,7 +373,8 @@ class _TaskRun:
         self.t0 = time.monotonic()
         self.round = 0
         self.exhausted: set[int] = set()  # node keys no proposer has anything new for
-        self.dead: set[tuple[int, str]] = set()  # (node, proposer) pairs that returned nothing new
+        self.dead: set[tuple[int, str]] = set()  # (node, proposer) pairs that have nothing new
+        self.repeats: dict[tuple[int, str], int] = {}  # replies in a row holding only repeats
 
     # ---- state the rules read ------------------------------------------------------------------
     def spent(self) -> float:
@@ -422,15 +423,21 @@ class _TaskRun:
             if not parents:
                 reason = EXHAUSTED
                 break
+            before = self._progress_mark()
             proposals = self._propose(parents)
             self._judge(proposals)
             self.round += 1
+            if self._progress_mark() == before:  # cannot happen by design; never spin in place
+                reason = f"{EXHAUSTED} (a round changed nothing)"
         out = self.outcome(reason)
         rf.set_task(self.name, status="done", stop_reason=reason, experiments=out.experiments,
                     accepted=out.accepted, best_speedup=out.best_speedup,
                     best_path=str(out.best_path) if out.best_path else None, spent_s=self.spent())
         view.end_task(self.name, reason)
         return out
+
+    def _progress_mark(self) -> tuple[int, int, int, int]:
+        return len(self.rows), len(self.exhausted), len(self.dead), sum(self.repeats.values())
 
     def _room(self) -> int | None:
         return None if self.max_exp is None else max(0, self.max_exp - len(self.rows))
@@ -478,10 +485,8 @@ class _TaskRun:
             self._record_failure(Proposal(parent, p.name, None, propose_s=spent,
                                           error=f"proposer returned {type(got).__name__}, not a list of candidates"))
             return []
-        if not got:
+        if not got:  # the Proposer contract's "exhausted" (for this parent): no row, ask elsewhere
             self.dead.add((parent, p.name))
-            self._record_failure(Proposal(parent, p.name, None, propose_s=spent,
-                                          error="proposer returned no candidates (nothing more for this parent)"))
             return []
         out: list[Proposal] = []
         each = spent / len(got)
@@ -497,11 +502,13 @@ class _TaskRun:
                 continue
             self.seen.add(h)
             out.append(Proposal(parent, p.name, c, source_hash=h, propose_s=each))
-        if not out:
-            bad_rows = any(_bad_candidate(c) for c in got)
-            if not bad_rows:  # only repeats: this proposer has nothing new for this parent
-                self.dead.add((parent, p.name))
-            return []
+        key = (parent, p.name)
+        if out or any(_bad_candidate(c) for c in got):
+            self.repeats.pop(key, None)
+        else:  # only sources judged before
+            self.repeats[key] = self.repeats.get(key, 0) + 1
+            if self.repeats[key] >= self.cfg.repeat_limit:
+                self.dead.add(key)
         return out
 
     def _judge(self, proposals: list[Proposal]) -> None:
