@@ -62,8 +62,9 @@ def env_info() -> dict:
     return info
 
 
-def save(name: str, info: dict, records: list, table: str) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+def save(name: str, info: dict, records: list, table: str, stamp: str | None = None) -> Path:
+    """Write NAME_STAMP.json (raw) and NAME_STAMP.txt (environment + table); same stamp = overwrite."""
+    stamp = stamp or dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = out_dir() / f"{name}_{stamp}.json"
     path.write_text(json.dumps({"env": info, "records": records}, indent=2, default=str))
     (out_dir() / f"{name}_{stamp}.txt").write_text(

@@ -284,9 +284,11 @@ def _telemetry(reply: dict, res: _RowResult, run_wall_ms: float) -> None:
     elif not reply.get("flags_pinned", True):
         res.rejected = True
         res.error = "global numeric flags (TF32, matmul precision) changed during timing (threat B12)"
-    if reply.get("off_stream"):
-        res.flags.append(f"work outlasting the current stream in {sum(reply['off_stream'].values())} call(s): "
-                         "counted through the device-wide sync (threat B1)")
+    off = sum((reply.get("off_stream") or {}).values())
+    if off > max(2, 0.2 * int(reply.get("calls", 0))):
+        # A few such calls are host jitter (a late wake-up after the sync); most calls is a pattern.
+        res.flags.append(f"work outlasting the current stream in {off} of {reply.get('calls')} calls: counted "
+                         "through the device-wide sync (threat B1)")
     if reply.get("l2_persist_set"):
         res.flags.append(f"a persisting-L2 carve-out was set before {reply['l2_persist_set']} call(s); the judge "
                          "zeroed it each time (threat B10)")

@@ -127,7 +127,12 @@ def _liger_module(family: str, ref, torch):
                 b = self.b if self.b is not None else torch.zeros_like(self._weight(x))
                 return LF.liger_layer_norm(x, self._weight(x), b, self.eps)
             if family == "softmax":
-                return LF.liger_softmax(x)
+                fn = getattr(LF, "liger_softmax", None)
+                if fn is None:  # older releases: only the autograd Function
+                    from liger_kernel.ops.softmax import LigerSoftmaxFunction
+
+                    fn = LigerSoftmaxFunction.apply
+                return fn(x)
             if family == "cross_entropy":
                 out = LF.liger_cross_entropy(x, rest[0])
                 return out[0] if isinstance(out, tuple) else out
@@ -326,9 +331,10 @@ def _overlaps_any(t, bufs, torch) -> bool:
 def _timer_patches(torch) -> list[str]:
     """Timing functions an answer replaced (telemetry: this module does not use them, threat B7)."""
     out = []
+    event_module = torch.cuda.Event.__module__  # where torch defines the class (torch.cuda.streams)
     checks = [
-        ("torch.cuda.Event.elapsed_time", getattr(torch.cuda.Event, "elapsed_time", None), "torch.cuda.streams"),
-        ("torch.cuda.Event.record", getattr(torch.cuda.Event, "record", None), "torch.cuda.streams"),
+        ("torch.cuda.Event.elapsed_time", getattr(torch.cuda.Event, "elapsed_time", None), event_module),
+        ("torch.cuda.Event.record", getattr(torch.cuda.Event, "record", None), event_module),
         ("torch.cuda.synchronize", torch.cuda.synchronize, "torch.cuda"),
     ]
     for label, fn, module in checks:
@@ -493,6 +499,7 @@ def _op_run(state, body: dict, torch) -> dict:
         "times": times,
         "outputs": outputs,
         "n_cycles": n_cycles,
+        "calls": n_cycles * len(slots),
         "sets": K,
         "deferred": deferred,
         "threads_added": threads_after - threads_before,
