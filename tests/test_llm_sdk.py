@@ -187,3 +187,35 @@ def test_anthropic_auth_token_is_sent_as_a_bearer_token(monkeypatch):
         assert "ANTHROPIC_AUTH_TOKEN" not in os.environ
         assert model.chat("s", [{"role": "user", "content": "hi"}]).text == "hi back"
     assert srv.model_requests()[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("behaviour", ["close", "hang"])
+def test_a_server_without_a_models_route_is_reachable(provider, behaviour, monkeypatch):
+    """Minimal servers may drop or ignore GET /models: that is not 'unreachable'."""
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    held = []
+
+    def accept_one():
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        if behaviour == "close":
+            conn.close()
+        else:
+            held.append(conn)  # keep it open, never answer
+
+    threading.Thread(target=accept_one, daemon=True).start()
+    url = f"http://127.0.0.1:{port}" + ("/v1" if provider == "openai" else "")
+    monkeypatch.setenv("OPENAI_BASE_URL" if provider == "openai" else "ANTHROPIC_BASE_URL", url)
+    monkeypatch.setenv("OPENAI_API_KEY" if provider == "openai" else "ANTHROPIC_API_KEY", KEY)
+    try:
+        LLMProposer(cfg(provider, False, request_timeout_s=0.5)).preflight()
+    finally:
+        for c in held:
+            c.close()
+        srv.close()

@@ -120,6 +120,19 @@ class _StreamCut(Exception):
     """A stream ended without its final event (connection dropped mid-reply)."""
 
 
+def _failed_to_connect(exc: BaseException) -> bool:
+    """Did the connection itself fail (httpx ConnectError / ConnectTimeout / ProxyError anywhere
+    in the cause chain), as opposed to a connected server that did not answer?"""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ in ("ConnectError", "ConnectTimeout", "ProxyError"):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _import_sdk(provider: str) -> Any:
     try:
         if provider == "openai":
@@ -163,10 +176,12 @@ class SDKChatModel:
 
     # -- reachability ------------------------------------------------------------------------
     def ping(self) -> None:
-        """GET the models list with a short timeout and no retries: any HTTP answer but 401/403
-        means reachable (local servers often lack the route)."""
+        """GET the models list with a short timeout and no retries. Unreachable means the TCP
+        connection itself failed (refused, no route, DNS); any HTTP answer but 401/403, or a
+        server that accepts the connection but has no such route (closes it, never answers),
+        counts as reachable: minimal OpenAI-compatible servers often lack /models."""
         sdk = self.sdk
-        quick = self.client.with_options(timeout=min(10.0, self.cfg.request_timeout_s), max_retries=0)
+        quick = self.client.with_options(timeout=min(5.0, self.cfg.request_timeout_s), max_retries=0)
         where = f"{self.provider} endpoint {self.base_url}"
         try:
             quick.models.list()
@@ -178,8 +193,10 @@ class SDKChatModel:
         except sdk.APIStatusError:
             return  # it answered: reachable
         except sdk.APIConnectionError as exc:  # includes APITimeoutError
+            if not _failed_to_connect(exc):
+                return  # connected, then no (or no HTTP) answer on this route
             raise UsageError(
-                f"{where} is unreachable: {redact(str(exc))}",
+                f"{where} is unreachable: {redact(str(exc.__cause__ or exc))}",
                 f"Start the server or fix {BASE_URL_VARS[self.provider]}; for the default endpoint check the network.",
             ) from None
 
