@@ -171,8 +171,8 @@ def fake_source(label: str, wrong_answer: bool = False) -> str:
 
 
 def resume_script() -> list:
-    """The script the resume test runs: four wrong answers, then the honest one."""
-    return [cand(wrong(0.1 * (i + 1)), f"wrong{i + 1}") for i in range(4)] + [cand(good(), "good")]
+    """The script the resume test runs: two wrong answers, then the honest one."""
+    return [cand(wrong(0.1 * (i + 1)), f"wrong{i + 1}") for i in range(2)] + [cand(good(), "good")]
 
 
 def main(run_dir: str, task_path: str) -> None:

@@ -1,0 +1,116 @@
+"""The loop with the real correctness judge on the CPU (Triton interpreter): proposer failures become
+rows, an honest answer is kept, and a run killed with SIGKILL mid-way resumes to the same end.
+Each check starts a worker process (~4 s here), so these tests keep the number of checks small."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from kernelwright.config import JudgeConfig, LoopConfig
+from kernelwright.judge import check
+from kernelwright.loop.ledger import read_tsv
+from kernelwright.loop.run import TaskTarget, optimize_tasks
+from test_loop_support import Scripted, cand, good, resume_script, wrong, write_task
+
+HERE = Path(__file__).resolve().parent
+JUDGE = JudgeConfig(device="cpu", timeout_s=120)
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    path = run_dir / "ledger.sqlite"
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)  # read-only: never creates it
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM experiments ORDER BY id")]
+    except sqlite3.OperationalError:  # the table is not there yet
+        return []
+    finally:
+        db.close()
+
+
+def _independent_check(task: Path, answer: Path) -> None:
+    v = check(task, answer, JUDGE)
+    assert v.accepted, v.reason
+
+
+def test_real_judge_failures_are_rows_and_the_honest_answer_is_kept(tmp_path):
+    task = write_task(tmp_path)
+    script = [
+        cand("this is not python at all", "garbage"),
+        RuntimeError("the model endpoint fell over"),
+        None,  # returns nothing
+        cand(wrong(0.1), "wrong"),
+        cand(good(), "good"),
+    ]
+    buf = io.StringIO()
+    out = optimize_tasks(
+        [TaskTarget("relu", task)], tmp_path / "run", [Scripted(script)], device="cpu", judge_cfg=JUDGE,
+        timer_cfg=None, loop_cfg=LoopConfig(candidates_per_round=1), console=Console(file=buf, width=200),
+    )
+    rows = _rows(tmp_path / "run")
+    assert [(r["label"], r["verdict"], r["stage"]) for r in rows] == [
+        ("garbage", "error", "propose"),
+        ("", "error", "propose"),
+        ("", "error", "propose"),
+        ("wrong", "rejected", "smoke"),
+        ("good", "accepted", "integrity"),
+    ]
+    assert "fell over" in rows[1]["error"] and "NoneType" in rows[2]["error"]
+    assert "outside tolerance" in rows[3]["error"]
+    assert [int(r["id"]) for r in read_tsv(tmp_path / "run" / "results.tsv")] == [r["id"] for r in rows]
+    o = out["relu"]
+    assert (o.experiments, o.accepted, o.best_speedup) == (5, 1, None)
+    assert o.stop_reason.startswith("cpu-correct")
+    assert o.best_path.read_text() == good()
+    assert "nothing is timed" in buf.getvalue().lower()
+
+
+def _start(run_dir: Path, task: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "test_loop_support.py"), str(run_dir), str(task)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+    )
+
+
+def test_resume_after_sigkill_finishes_with_agreeing_counts(tmp_path):
+    task = write_task(tmp_path)
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir, task)
+    deadline = time.monotonic() + 120
+    try:
+        while len(_rows(run_dir)) < 1:  # kill with the second experiment in flight
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the run made no progress"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the loop and its judge workers, as a crash would
+        proc.wait()
+    before = _rows(run_dir)
+    assert 1 <= len(before) < len(resume_script())
+
+    proc = _start(run_dir, task)
+    log = proc.communicate(timeout=240)[0]
+    assert proc.returncode == 0, log
+    assert "OUTCOME cpu-correct" in log
+    rows = _rows(run_dir)
+    ids = [r["id"] for r in rows]
+    assert ids == list(range(1, len(rows) + 1))  # no duplicate, none skipped
+    assert rows[: len(before)] == before  # the first session's rows are untouched
+    labels = [r["label"] for r in rows]
+    assert labels == ["wrong1", "wrong2", "good"]  # nothing judged twice, nothing lost
+    tsv = read_tsv(run_dir / "results.tsv")
+    assert [int(t["id"]) for t in tsv] == ids and [t["verdict"] for t in tsv] == [r["verdict"] for r in rows]
+    best = run_dir / "kernels" / "relu.py"
+    assert best.read_text() == good()
+    _independent_check(task, best)
