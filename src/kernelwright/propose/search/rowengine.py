@@ -18,6 +18,10 @@ and one program owns BLOCK_O kept indices:
     computing and storing the full-level outputs. Variance is two-pass (mean first), softmax is
     max-subtracted; accumulation is fp32.
 Composite ATen ops (softmax, layer_norm, var, batch_norm, losses ...) are lowered in LOWERINGS.
+
+Measured pitfall: fp32 `/` in Triton is approximate on the GPU (div.full.f32, 2 ulp). A mean of a
+constant row must be exact, or `x - mean` is not 0 and a near-zero-variance norm is off by far
+more than 1e-4; every division by the reduced count is `tl.div_rn` (IEEE).
 """
 from __future__ import annotations
 
@@ -304,7 +308,7 @@ def _low_sum(b: _Builder, n):
 
 def _low_mean(b, n):
     s = b.reduce("sum", b.value(n.args[0]))
-    return {None: b.e("{0} / RN", s)}
+    return {None: b.e("tl.div_rn({0}, RN)", s)}
 
 
 def _low_amax(b, n):
@@ -345,10 +349,10 @@ def _correction(n) -> float:
 
 def _var_parts(b, x, corr: float):
     s = b.reduce("sum", x)
-    mean = b.e("{0} / RN", s, hint="mean")
+    mean = b.e("tl.div_rn({0}, RN)", s, hint="mean")
     d = b.e("{0} - {1}", x, mean, hint="d")
     ss = b.reduce("sum", b.e("{0} * {0}", d, hint="d2"))
-    var = b.e(f"{{0}} / (RN - {corr!r})", ss, hint="var")
+    var = b.e(f"tl.div_rn({{0}}, RN - {corr!r})", ss, hint="var")
     return mean, var
 
 
@@ -432,7 +436,7 @@ def _low_rms_norm(b, n):
     eps = _arg(n, 3, "eps")
     if eps is None:
         eps = torch.finfo(expr.node_dtype(n.args[0])).eps
-    ms = b.e("{0} / RN", b.reduce("sum", b.e("{0} * {0}", x)))
+    ms = b.e("tl.div_rn({0}, RN)", b.reduce("sum", b.e("{0} * {0}", x)))
     r = b.e(f"1.0 / tl.sqrt({{0}} + {float(eps)!r})", ms, hint="rrms")
     return {None: _affine(b, b.e("{0} * {1}", x, r), w, None, "full")}
 
@@ -509,7 +513,7 @@ def _finish_loss(b, v, mode: int):
     if mode == 0:
         return {None: v}
     s = b.reduce("sum", v)
-    return {None: b.e("{0} / RN", s) if mode == 1 else s}
+    return {None: b.e("tl.div_rn({0}, RN)", s) if mode == 1 else s}
 
 
 def _low_kl_div(b, n):
@@ -922,7 +926,12 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
     red_keep = "[" + ", ".join("1" if d in spec.red_dims else f"shape[{d}]" for d in range(spec.rank)) + "]"
     outs = []
     for j, o in enumerate(spec.outputs):
-        dt = dtype_expr(o.node, region.inputs, ins) if not expr.node_dtype(o.node) == torch.int64 else "torch.int64"
+        if o.node is None:  # an internal result of a multi-kernel template (fp32 scratch)
+            dt = "torch.float32"
+        elif expr.node_dtype(o.node) == torch.int64:
+            dt = "torch.int64"
+        else:
+            dt = dtype_expr(o.node, region.inputs, ins)
         if o.level == "full":
             L.append(f"    out{j} = torch.empty(shape, dtype={dt}, device={dev})")
         else:

@@ -1,8 +1,64 @@
-"""Loss family: MSE, L1, smooth-L1, Huber and KL divergence (mean / sum / none) through the row
-engine, as a reduction over every dim of the pointwise loss."""
+"""Loss family, through the row engine:
+  - MSE, L1, smooth-L1, Huber, KL divergence (mean / sum / none): the pointwise loss reduced over
+    every dim (a following `/ batch` for 'batchmean' is a fused epilogue);
+  - cross-entropy over [B, C] logits with class targets (ignore_index honoured, mean or sum): one
+    row kernel computes per row logsumexp - x[target] (max-subtracted; x[target] picked by a masked
+    sum over the row) and a validity flag, then a one-program kernel sums the rows in a fixed
+    order (deterministic) and divides by the number of valid targets.
+"""
 from __future__ import annotations
 
-from ..rowengine import ROW_CONFIGS, RowFamily
+from ....extract.graph import Captured, packet_name
+from ....extract.regions import Region
+from ..codegen import shape_key
+from ..family import Match, Rendered, Unsupported
+from ..rowengine import ROW_CONFIGS, OutSpec, RowFamily, RowSpec, _arg, _Builder, render_row
+
+CE = {"aten.cross_entropy_loss"}
+
+CE_FINISH = '''
+@triton.jit
+def {kname}(loss_ptr, valid_ptr, out_ptr, B, MEAN: tl.constexpr, BLOCK: tl.constexpr):
+    # one program, fixed summation order: bitwise reproducible
+    acc = tl.zeros([BLOCK], tl.float32)
+    cnt = tl.zeros([BLOCK], tl.float32)
+    for b0 in range(0, B, BLOCK):
+        b = b0 + tl.arange(0, BLOCK)
+        m = b < B
+        acc += tl.load(loss_ptr + b, mask=m, other=0.0)
+        cnt += tl.load(valid_ptr + b, mask=m, other=0.0)
+    total = tl.sum(acc, 0)
+    if MEAN:
+        total = tl.div_rn(total, tl.sum(cnt, 0))
+    tl.store(out_ptr, total)
+'''
+
+
+def _lower_ce(region: Region) -> tuple[RowSpec, int]:
+    n = next(x for x in region.nodes if packet_name(x) in CE)
+    if region.nodes != [n]:
+        raise Unsupported("cross-entropy with fused prologue/epilogue ops")
+    x, t = n.args[0], n.args[1]
+    weight = _arg(n, 2, "weight")
+    reduction = int(_arg(n, 3, "reduction", 1))
+    ignore = int(_arg(n, 4, "ignore_index", -100))
+    smoothing = float(_arg(n, 5, "label_smoothing", 0.0))
+    if weight is not None or smoothing != 0.0:
+        raise Unsupported("cross-entropy with class weights or label smoothing")
+    if len(shape_key(x)) != 2 or len(shape_key(t)) != 1:
+        raise Unsupported("cross-entropy over other than [B, C] logits with [B] class targets")
+    b = _Builder(region, x, (1,))
+    xv = b.value(x)
+    tv = b.value(t, "drop")
+    m = b.reduce("max", xv, hint="rowmax")
+    s = b.reduce("sum", b.e("tl.exp({0} - {1})", xv, m), hint="rowsum")
+    picked = b.reduce("sum", b.e("tl.where(r[None, :] == {1}, {0}, 0.0)", xv, tv), hint="picked")
+    loss = b.e(f"tl.where({{2}} != {ignore}, tl.log({{1}}) + {{0}} - {{3}}, 0.0)", m, s, tv, picked, hint="rowloss")
+    valid = b.e(f"tl.where({{0}} != {ignore}, 1.0, 0.0)", tv, hint="valid")
+    spec = RowSpec(rank=2, red_dims=(1,), domain_arg=0, ops=b.ops, nargs=len(b.args))
+    spec.outputs = [OutSpec(None, loss, "red"), OutSpec(None, valid, "red")]
+    spec.label = f"cross-entropy rows over [B, C] (reduction {['none', 'mean', 'sum'][reduction]})"
+    return spec, reduction
 
 
 class LossFamily(RowFamily):
@@ -10,6 +66,30 @@ class LossFamily(RowFamily):
     kinds = ("loss",)
     anchors = frozenset({"aten.mse_loss", "aten.l1_loss", "aten.smooth_l1_loss", "aten.huber_loss", "aten.kl_div"})
     CONFIGS = ROW_CONFIGS
+
+    def match(self, region: Region, captured: Captured):
+        if any(packet_name(n) in CE for n in region.nodes):
+            spec, reduction = _lower_ce(region)
+            if reduction == 0:
+                raise Unsupported("cross-entropy with reduction='none'")
+            return Match(self.name, region, spec.label, {"row": spec, "layout": "rows", "ce": reduction})
+        return super().match(region, captured)
+
+    def render(self, match: Match, config: dict, prefix: str) -> Rendered:
+        if "ce" not in match.spec:
+            return super().render(match, config, prefix)
+        rows = render_row(match.spec["row"], match.region, config, prefix, "ce_rows")
+        kname = f"_{prefix}_ce_finish_kernel"
+        launcher = f"""
+def {prefix}_cross_entropy(in0, in1):
+    # logits in0: [B, C], targets in1: [B]; per-row losses, then their {'mean over valid targets' if match.spec['ce'] == 1 else 'sum'}
+    rowloss, valid = {rows.launcher}(in0, in1)
+    out = torch.empty((), dtype=in0.dtype, device=in0.device)
+    {kname}[(1,)](rowloss, valid, out, rowloss.numel(), MEAN={match.spec['ce'] == 1}, BLOCK=1024)
+    return (out,)
+"""
+        src = rows.source + "\n\n" + CE_FINISH.format(kname=kname).strip() + "\n\n" + launcher
+        return Rendered(f"{prefix}_cross_entropy", src, rows.helpers, rows.kernels + [kname])
 
 
 FAMILY = LossFamily()
