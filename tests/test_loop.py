@@ -123,18 +123,21 @@ def test_share_splits_by_weight_and_hands_on_what_is_left():
 
 # ---- keep / revert and the tree -----------------------------------------------------------------
 def test_keep_revert_keeps_nothing_on_noise(tmp_path):
-    j = FakeJudges(speed={"a": 1.2, "b": 1.22, "c": 1.5, "d": 1.0, "e": 3.0}, flagged={"e"}, noise=0.05)
-    script = [fc("a"), fc("b"), fc("c"), fc("d"), fc("e")]
+    j = FakeJudges(speed={"a": 1.2, "b": 1.22, "c": 1.5, "d": 1.0, "e": 30.0, "f": 9.0}, flagged={"e"},
+                   invalid={"f"}, noise=0.05)
+    script = [fc("a"), fc("b"), fc("c"), fc("d"), fc("e"), fc("f")]
     out, j = run(tmp_path, script, judges=j, candidates_per_round=1, compile_workers=1)
     rows = assert_mirror(tmp_path / "run")
-    assert [(r["label"], r["decision"]) for r in rows[:5]] == [
-        ("a", "kept"), ("b", "reverted"), ("c", "kept"), ("d", "reverted"), ("e", "flagged")]
+    assert [(r["label"], r["decision"]) for r in rows] == [
+        ("a", "kept"), ("b", "reverted"), ("c", "kept"), ("d", "reverted"), ("e", "flagged"), ("f", "invalid")]
     # b looked faster than a in its own run, but only by 1.7% < noise: compared and reverted.
-    # d was slower in its own run: no side-by-side needed. e was flagged by the timer: never compared.
+    # d was slower in its own run: no side-by-side needed. e (flagged for review) and f (timing
+    # rejected) are never compared and never kept, however fast they look.
     assert j.compared == [("a", "b"), ("a", "c")]
+    assert "too fast" in rows[4]["error"] and "invalid [fake]" in rows[5]["error"]
     assert rows[1]["keep_gain"] == pytest.approx(1.22 / 1.2 - 1) and rows[1]["keep_noise"] == 0.05
     o = out["relu"]
-    assert o.best_speedup == pytest.approx(1.5) and o.accepted == 5
+    assert o.best_speedup == pytest.approx(1.5) and o.accepted == 6
     assert o.best_path.read_text() == fake_source("c")
     assert rows[2]["pct_ceiling"] == pytest.approx(0.10) and rows[2]["median_ms"] == pytest.approx(1 / 1.5)
     assert json.loads(rows[2]["timing_json"])["speedup"]["eager"] == pytest.approx(1.5)
@@ -260,7 +263,7 @@ class _Odd:
 
 def test_proposer_failures_cost_one_row_each(tmp_path):
     p = _Odd()
-    out, j = run(tmp_path, [p], device="cpu", candidates_per_round=1)
+    out, j = run(tmp_path, [p], device="cpu", candidates_per_round=1, repeat_limit=10)
     rows = assert_mirror(tmp_path / "run")
     assert p.preflights == 1
     assert [r["verdict"] for r in rows] == ["error"] * 6 + ["accepted"]
@@ -270,6 +273,10 @@ def test_proposer_failures_cost_one_row_each(tmp_path):
     assert all(r["stage"] == "propose" for r in rows[:6])
     assert j.checked == ["good"]  # nothing that failed before the judge reached it
     assert out["relu"].best_path is not None
+    # With the default repeat_limit (3), a proposer failing 3 times in a row for the root is not
+    # asked again: the task moves on instead of burning rows until the plateau rule.
+    out, _ = run(tmp_path / "limit", [_Odd()], device="cpu", candidates_per_round=1)
+    assert out["relu"].experiments == 3 and out["relu"].stop_reason.startswith("exhausted")
 
 
 def test_tokens_and_cost_land_in_the_ledger(tmp_path):

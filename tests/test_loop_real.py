@@ -55,7 +55,7 @@ def test_real_judge_failures_are_rows_and_the_honest_answer_is_kept(tmp_path):
     buf = io.StringIO()
     out = optimize_tasks(
         [TaskTarget("relu", task)], tmp_path / "run", [Scripted(script)], device="cpu", judge_cfg=JUDGE,
-        timer_cfg=None, loop_cfg=LoopConfig(candidates_per_round=1), console=Console(file=buf, width=200),
+        timer_cfg=None, loop_cfg=LoopConfig(candidates_per_round=1, repeat_limit=5), console=Console(file=buf, width=200),
     )
     rows = _rows(tmp_path / "run")
     assert [(r["label"], r["verdict"], r["stage"]) for r in rows] == [

@@ -120,7 +120,8 @@ class FakeJudges:
 
     speed: dict[str, float] = field(default_factory=dict)
     ceiling: dict[str, float] = field(default_factory=dict)  # label -> percent of ceiling
-    flagged: set[str] = field(default_factory=set)
+    flagged: set[str] = field(default_factory=set)  # timed, but "review before trusting it"
+    invalid: set[str] = field(default_factory=set)  # the timing itself rejected (cheat, bad outputs)
     noise: float = 0.05
     checked: list[str] = field(default_factory=list)
     compared: list[tuple[str, str]] = field(default_factory=list)
@@ -148,15 +149,17 @@ class FakeJudges:
         return SimpleNamespace(
             answer=stats, baselines={"eager": None}, speedup={"eager": s, "compile": s / 2},
             gbps=100.0 * s, tflops=None, pct_of_ceiling=self.ceiling.get(label, 10.0), bound="memory",
-            ceiling_source="fake", flagged=label in self.flagged, accepted=label not in self.flagged,
-            reason="flagged [fake]" if label in self.flagged else "", device_name="fake",
+            ceiling_source="fake", flagged=["too fast [fake]"] if label in self.flagged else [],
+            accepted=label not in self.invalid, reason="invalid [fake]" if label in self.invalid else "timed [fake]",
+            device_name="fake",
         )
 
     def compare(self, task_path, incumbent_path, candidate_path, cfg):
         a, b = self._label(incumbent_path), self._label(candidate_path)
         self.compared.append((a, b))
         gain = self.speed.get(b, 1.0) / self.speed.get(a, 1.0) - 1
-        return SimpleNamespace(faster=gain > self.noise, gain=gain, noise=self.noise, incumbent=None, candidate=None)
+        return SimpleNamespace(faster=gain > self.noise, gain=gain, noise=self.noise, incumbent=None, candidate=None,
+                               accepted=True, flagged=[], reason="")
 
     def judges(self, device: str = "cuda"):
         from kernelwright.loop.run import Judges

@@ -69,8 +69,9 @@ class LoopConfig:
     move_on: tuple[str, ...] = ("budget", "max-experiments", "plateau", "roofline", "target", "cpu-correct")
     diversity_slots: int = 1  # of beam_width parents, this many go to the best of a family not yet chosen
     rejected_shown: int = 8  # rejected children (stage + message) handed to a proposer
-    # A proposer whose replies for one parent hold only already-judged sources this many times in
-    # a row has nothing new there (a resumed proposer may first repeat what it proposed before).
+    # A proposer that fails (raises, garbage) or offers only already-judged sources for one parent
+    # this many times in a row is not asked about that parent again (each failure still costs a
+    # row; a resumed proposer may first repeat what it proposed before, so not at the first repeat).
     repeat_limit: int = 3
     # On cuda, no correctness check runs while a candidate is being timed: checks launch kernels on
     # the same GPU and would skew the times. False overlaps them (more experiments/hour, noisier).

@@ -25,7 +25,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("label", "TEXT", "proposer's short name for the candidate"),
     ("source_hash", "TEXT", "sha256[:16] of the answer text; the file is sources/<hash>.py"),
     ("verdict", "TEXT", "accepted | rejected | error (the proposer failed: no candidate to judge)"),
-    ("decision", "TEXT", "kept | reverted | flagged | untimed | '' : what keep/revert decided"),
+    ("decision", "TEXT", "kept | reverted | flagged | invalid | time-error | untimed (cpu) | '' (not accepted)"),
     ("stage", "TEXT", "last correctness stage reached (the failing one when rejected)"),
     ("device", "TEXT", "cpu or cuda"),
     ("timing_mode", "TEXT", "how the answer was timed (events, cuda-graph ...)"),

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..config import JudgeConfig, LoopConfig, TimerConfig
-from ..errors import TaskError, UsageError
+from ..errors import KernelwrightError, TaskError, UsageError
 from ..propose.base import Candidate, Proposer
 from . import search
 from .ledger import Ledger, _atomic_write, dumps
@@ -336,7 +336,8 @@ def _elapsed(rows: list[dict[str, Any]]) -> float:
 
 
 def _fraction(pct: float | None) -> float | None:
-    """TimingReport.pct_of_ceiling is a percentage (0..100); the ledger and rules use 0..1."""
+    """TimingReport.pct_of_ceiling is a percentage (judge/roofline.py: 100 * rate / ceiling); the
+    ledger and the rules use a fraction (LoopConfig.roofline_stop = 0.90)."""
     return None if pct is None else float(pct) / 100.0
 
 
@@ -374,7 +375,7 @@ class _TaskRun:
         self.round = 0
         self.exhausted: set[int] = set()  # node keys no proposer has anything new for
         self.dead: set[tuple[int, str]] = set()  # (node, proposer) pairs that have nothing new
-        self.repeats: dict[tuple[int, str], int] = {}  # replies in a row holding only repeats
+        self.misses: dict[tuple[int, str], int] = {}  # replies in a row with nothing new to judge
 
     # ---- state the rules read ------------------------------------------------------------------
     def spent(self) -> float:
@@ -437,7 +438,7 @@ class _TaskRun:
         return out
 
     def _progress_mark(self) -> tuple[int, int, int, int]:
-        return len(self.rows), len(self.exhausted), len(self.dead), sum(self.repeats.values())
+        return len(self.rows), len(self.exhausted), len(self.dead), sum(self.misses.values())
 
     def _room(self) -> int | None:
         return None if self.max_exp is None else max(0, self.max_exp - len(self.rows))
@@ -467,7 +468,12 @@ class _TaskRun:
         return out
 
     def _ask(self, p: Proposer, parent: int, n: int) -> list[Proposal]:
-        """One proposer call. Returns candidates to judge; a failure is recorded here as a row."""
+        """One proposer call. Returns new candidates to judge; each failure is recorded here as a row.
+
+        A reply of [] is the Proposer contract's "nothing more" for this parent (no row). A proposer
+        that fails, or offers only garbage or only sources judged before, LoopConfig.repeat_limit
+        times in a row for one parent is not asked about that parent again."""
+        key = (parent, p.name)
         ctx = search.context(
             task_name=self.name, task_source=self.task_source, task_path=str(self.task_path),
             device=self.device, parent=parent, rows=self.rows, read_source=self.ledger.source,
@@ -479,14 +485,16 @@ class _TaskRun:
         except Exception as exc:  # any proposer failure costs one row; the run goes on
             self._record_failure(Proposal(parent, p.name, None, error=f"proposer raised {type(exc).__name__}: {exc}",
                                           propose_s=time.monotonic() - t))
+            self._miss(key)
             return []
         spent = time.monotonic() - t
         if not isinstance(got, (list, tuple)):
             self._record_failure(Proposal(parent, p.name, None, propose_s=spent,
                                           error=f"proposer returned {type(got).__name__}, not a list of candidates"))
+            self._miss(key)
             return []
-        if not got:  # the Proposer contract's "exhausted" (for this parent): no row, ask elsewhere
-            self.dead.add((parent, p.name))
+        if not got:
+            self.dead.add(key)
             return []
         out: list[Proposal] = []
         each = spent / len(got)
@@ -502,14 +510,16 @@ class _TaskRun:
                 continue
             self.seen.add(h)
             out.append(Proposal(parent, p.name, c, source_hash=h, propose_s=each))
-        key = (parent, p.name)
-        if out or any(_bad_candidate(c) for c in got):
-            self.repeats.pop(key, None)
-        else:  # only sources judged before
-            self.repeats[key] = self.repeats.get(key, 0) + 1
-            if self.repeats[key] >= self.cfg.repeat_limit:
-                self.dead.add(key)
+        if out:
+            self.misses.pop(key, None)
+        else:
+            self._miss(key)
         return out
+
+    def _miss(self, key: tuple[int, str]) -> None:
+        self.misses[key] = self.misses.get(key, 0) + 1
+        if self.misses[key] >= self.cfg.repeat_limit:
+            self.dead.add(key)
 
     def _judge(self, proposals: list[Proposal]) -> None:
         """Check candidates in parallel; time and decide each in this thread as its check returns."""
@@ -593,7 +603,7 @@ class _TaskRun:
         try:
             with self.run.gpu.timing_alone():
                 rep = judges.time(self.task_path, path, cfg)
-        except TaskError:
+        except KernelwrightError:  # the task or the setup is broken, not this candidate
             raise
         except Exception as exc:
             row.update(decision="time-error", error=f"timing failed: {type(exc).__name__}: {exc}",
@@ -611,7 +621,9 @@ class _TaskRun:
         )
         timing = _asdict(rep)
         if not rep.accepted or a is None:
-            row.update(decision="flagged", error=f"timer flagged: {rep.reason}")
+            row.update(decision="invalid", error=f"timing rejected: {rep.reason}")
+        elif rep.flagged:  # the timer's "review before trusting it": an unattended run keeps none of these
+            row.update(decision="flagged", error="timer flagged: " + "; ".join(map(str, rep.flagged)))
         elif self.incumbent is None:
             row["decision"] = "kept"
         elif not _maybe_faster(row, self.incumbent):
@@ -621,14 +633,19 @@ class _TaskRun:
             try:
                 with self.run.gpu.timing_alone():
                     cmp = judges.compare(self.task_path, inc_path, path, cfg)
-            except TaskError:
+            except KernelwrightError:
                 raise
             except Exception as exc:
                 row.update(decision="time-error", error=f"comparison failed: {type(exc).__name__}: {exc}")
             else:
                 timing["compare"] = _asdict(cmp)
-                row.update(keep_gain=cmp.gain, keep_noise=cmp.noise,
-                           decision="kept" if cmp.faster else "reverted")
+                row.update(keep_gain=cmp.gain, keep_noise=cmp.noise)
+                if not getattr(cmp, "accepted", True):
+                    row.update(decision="invalid", error=f"comparison rejected: {getattr(cmp, 'reason', '')}")
+                elif getattr(cmp, "flagged", None):
+                    row.update(decision="flagged", error="comparison flagged: " + "; ".join(map(str, cmp.flagged)))
+                else:
+                    row["decision"] = "kept" if cmp.faster else "reverted"
         row.update(time_s=time.monotonic() - t, timing_json=dumps(timing))
 
     def _record(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -28,8 +28,10 @@ def meta_of(row: Row) -> dict[str, Any]:
 
 
 def family(row: Row) -> str:
-    """What counts as "the same idea" for diversity: the proposer's family, else its label's head."""
-    fam = meta_of(row).get("family")
+    """What counts as "the same idea" for diversity: the candidate's family (meta "family", or the
+    search proposer's per-region "families"), else the head of its label ("softmax/looped ...")."""
+    meta = meta_of(row)
+    fam = meta.get("family") or "+".join(map(str, meta.get("families") or []))
     if fam:
         return f"{row['proposer']}:{fam}"
     return f"{row['proposer']}:{(row.get('label') or '').split('/')[0].split(' ')[0]}"
