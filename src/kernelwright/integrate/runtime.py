@@ -117,6 +117,10 @@ def _kw_placeholder_roles(ep):
     return roles
 
 
+_KW_VIEWS = (_kw_torch.ops.aten.view.default, _kw_torch.ops.aten._unsafe_view.default)
+_KW_CHECK_OPS = ("_assert_tensor_metadata", "_assert_scalar", "_assert_async", "sym_constrain_range")
+
+
 def kw_rewrite(gm, roles, regions):
     """A new GraphModule where each (spec, callable) in `regions` replaces its nodes by one call.
 
@@ -151,6 +155,20 @@ def kw_rewrite(gm, roles, regions):
     def item(n):
         return ("r", owner[n]) if n in owner else ("n", n.name)
 
+    # Export's checks (dtype/shape asserts) may read a value inside a region, which no longer exists
+    # once the region is one call: such checks go (the kernel's output is judged instead); any other
+    # outside reader of a region's inner value means the plan is wrong for this graph.
+    outputs = {find(key, spec) for spec, _ in regions for key in spec["outputs"]}
+    dropped = set()
+    for n in nodes:
+        if n in owner or not any(a in owner and a not in outputs for a in n.all_input_nodes):
+            continue
+        if any(tag in str(n.target) for tag in _KW_CHECK_OPS) and not n.users:
+            dropped.add(n)
+        else:
+            raise RuntimeError(f"kernelwright: {n.name} ({n.target}) reads a value inside a region the plan replaces")
+    nodes = [n for n in nodes if n not in dropped]
+
     order, deps = {}, {}
     for i, n in enumerate(nodes):
         it = item(n)
@@ -173,6 +191,12 @@ def kw_rewrite(gm, roles, regions):
         if it[0] == "n":
             n = by_name[it[1]]
             env[n] = graph.node_copy(n, lambda a: env[a])
+            if n.target in _KW_VIEWS:
+                # A kernel may return other strides than the op it replaces (contiguous where the
+                # original was a transposed layout), so a view export proved legal may not be any
+                # more: reshape is the same view when it can be, a copy when it cannot (the graph is
+                # functional, so nothing writes through it).
+                env[n].target = _kw_torch.ops.aten.reshape.default
         else:
             spec, fn = regions[it[1]]
             call = graph.call_function(fn, tuple(env[a] for a in region_inputs(spec)))

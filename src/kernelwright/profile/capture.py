@@ -8,6 +8,7 @@ Two views of the same model:
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -59,7 +60,7 @@ def _kernel_us(evt) -> float:
     return float(sum(k.duration for k in getattr(evt, "kernels", []) or []))
 
 
-def profile_ops(model: torch.nn.Module, inputs: list, device: str, iters: int = 3, warmup: int = 2) -> OpProfile:
+def profile_ops(model: torch.nn.Module, inputs: list, device: str, iters: int = 3, warmup: int = 3) -> OpProfile:
     """Profile `iters` warm forward passes of the eager model; rows sorted by time, largest first."""
     with torch.no_grad():
         for _ in range(warmup):  # compilation, cuBLAS handles and the allocator stay out of the numbers
@@ -118,7 +119,7 @@ class _TaggedInterpreter(fx.Interpreter):
         return super().run_node(n)
 
 
-def time_nodes(gm: fx.GraphModule, args: list, device: str, iters: int = 3, warmup: int = 1) -> dict[str, float]:
+def time_nodes(gm: fx.GraphModule, args: list, device: str, iters: int = 3, warmup: int = 2) -> dict[str, float]:
     """Milliseconds per pass of each call node of `gm` run on `args`: the GPU time of the kernels the
     node launched on cuda, its CPU time on cpu (a proxy)."""
     interp = _TaggedInterpreter(gm)
@@ -130,11 +131,11 @@ def time_nodes(gm: fx.GraphModule, args: list, device: str, iters: int = 3, warm
             for _ in range(iters):
                 interp.run(*args)
             _sync(device)
-    times: dict[str, float] = {}
+    per_pass: dict[str, list[float]] = {}
     for evt in prof.events():
         if not evt.name.startswith(_NODE_TAG):
             continue
         us = float(evt.device_time_total) if device == "cuda" else float(evt.cpu_time_total)
-        name = evt.name[len(_NODE_TAG):]
-        times[name] = times.get(name, 0.0) + us / 1e3 / iters
-    return times
+        per_pass.setdefault(evt.name[len(_NODE_TAG):], []).append(us / 1e3)
+    # The median over passes: one pass's first-use cost (a CPU library picking a kernel) stays out.
+    return {name: statistics.median(v) for name, v in per_pass.items()}

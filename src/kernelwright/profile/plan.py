@@ -106,7 +106,8 @@ def build_plan(model, inputs, model_file: Path | None, out: Path, device: str, c
     rows.sort(key=lambda r: -r["predicted_gain"])
     chosen, dropped = [], []
     for r in rows:
-        if r["share"] < cfg.min_share:
+        # min_share is a share of GPU time; CPU shares are only a proxy, so on a CPU nothing is cut by it.
+        if prof.time_source == "gpu" and r["share"] < cfg.min_share:
             r["skipped"] = f"share {r['share']:.1%} below min_share {cfg.min_share:.0%}"
         elif len(chosen) >= cfg.max_tasks:
             r["skipped"] = f"beyond max_tasks={cfg.max_tasks}"

@@ -33,43 +33,63 @@ def _by_task(rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def progress(rows: list[dict], timed: bool) -> str | None:
-    """Per task: best speedup vs eager so far against experiment number (AutoKernel's chart); on a
-    CPU run, where nothing is timed, accepted answers so far instead."""
+    """Per task against experiment number: the best speedup vs eager so far (AutoKernel's chart) on a
+    timed run; on a CPU run, where nothing is timed, each experiment's verdict instead."""
     if not rows:
         return None
+    return _progress_timed(rows) if timed else _verdict_strip(rows)
+
+
+def _progress_timed(rows: list[dict]) -> str:
+    from matplotlib.ticker import MaxNLocator
+
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8.5, 4.2))
     for k, (task, rs) in enumerate(sorted(_by_task(rows).items())):
         c = _COLORS[k % len(_COLORS)]
         xs = list(range(1, len(rs) + 1))
-        if timed:
-            best, ys = None, []
-            for r in rs:
-                s = r.get("speedup_eager")
-                if r.get("verdict") == "accepted" and s and r.get("decision") in ("kept", "untimed", "", None):
-                    best = s if best is None else max(best, s)
-                ys.append(best if best is not None else math.nan)
-            ax.step(xs, ys, where="post", color=c, label=task, lw=1.8)
-            pts = [(x, r["speedup_eager"]) for x, r in zip(xs, rs) if r.get("verdict") == "accepted" and r.get("speedup_eager")]
-            if pts:
-                ax.scatter(*zip(*pts), color=c, s=14, alpha=0.5)
-        else:
-            acc, ys = 0, []
-            for r in rs:
-                acc += r.get("verdict") == "accepted"
-                ys.append(acc)
-            ax.step(xs, ys, where="post", color=c, label=task, lw=1.8)
-        rej = [x for x, r in zip(xs, rs) if r.get("verdict") != "accepted"]
-        if rej:
-            ax.scatter(rej, [ax.get_ylim()[0]] * len(rej), marker="x", color=c, s=16, alpha=0.6)
-    if timed:
-        ax.axhline(1.0, color="#888", lw=0.8, ls="--")
-        ax.set_ylabel("best speedup vs eager so far")
-    else:
-        ax.set_ylabel("accepted answers so far (nothing timed on cpu)")
-    ax.set_xlabel("experiment number (per task); x = rejected")
+        best, ys = None, []
+        for r in rs:
+            s = r.get("speedup_eager")
+            if r.get("verdict") == "accepted" and s and r.get("decision") == "kept":
+                best = s if best is None else max(best, s)
+            ys.append(best if best is not None else math.nan)
+        ax.step(xs, ys, where="post", color=c, label=task, lw=1.8)
+        pts = [(x, r["speedup_eager"]) for x, r in zip(xs, rs) if r.get("verdict") == "accepted" and r.get("speedup_eager")]
+        if pts:
+            ax.scatter(*zip(*pts), color=c, s=14, alpha=0.45)
+    ax.axhline(1.0, color="#888", lw=0.8, ls="--")
+    ax.set_ylabel("best kept speedup vs eager")
+    ax.set_xlabel("experiment number (per task); dots: every accepted candidate")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return _png(fig)
+
+
+_VERDICT_STYLE = {"accepted": ("o", "#2ca02c"), "rejected": ("x", "#d62728"), "error": ("s", "#999999")}
+
+
+def _verdict_strip(rows: list[dict]) -> str:
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _plt()
+    tasks = sorted(_by_task(rows).items())
+    fig, ax = plt.subplots(figsize=(8.5, 0.5 + 0.42 * len(tasks)))
+    for y, (task, rs) in enumerate(tasks):
+        for x, r in enumerate(rs, 1):
+            m, c = _VERDICT_STYLE.get(r.get("verdict"), ("s", "#999999"))
+            ax.scatter([x], [y], marker=m, color=c, s=36)
+    ax.set_yticks(range(len(tasks)))
+    ax.set_yticklabels([t for t, _ in tasks], fontsize=8)
+    ax.set_ylim(-0.6, len(tasks) - 0.4)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("experiment number (per task): nothing timed on a CPU run, so verdicts only")
+    ax.grid(alpha=0.3, axis="x")
+    handles = [Line2D([], [], marker=m, color=c, ls="", label=v) for v, (m, c) in _VERDICT_STYLE.items()]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _png(fig)
 
 
