@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kernelwright.config import JudgeConfig, LoopConfig
+from kernelwright.config import JudgeConfig, LoopConfig, TimerConfig
 from kernelwright.errors import UsageError
 from kernelwright.loop import rules
 from kernelwright.loop.ledger import NAMES, Ledger, read_tsv
@@ -141,6 +141,13 @@ def test_keep_revert_keeps_nothing_on_noise(tmp_path):
     assert o.best_path.read_text() == fake_source("c")
     assert rows[2]["pct_ceiling"] == pytest.approx(0.10) and rows[2]["median_ms"] == pytest.approx(1 / 1.5)
     assert json.loads(rows[2]["timing_json"])["speedup"]["eager"] == pytest.approx(1.5)
+    # Each candidate is timed beside eager only; the best answer once beside every baseline.
+    full = TimerConfig().baselines
+    assert j.timed == [(x, ("eager",)) for x in "abcdef"] + [("c", full)]
+    assert o.speedups == {"eager": pytest.approx(1.5), "compile": pytest.approx(0.75)}
+    assert json.loads((tmp_path / "run" / "kernels" / "relu.timing.json").read_text())["speedup"]["eager"] == 1.5
+    again, j2 = run(tmp_path, script, judges=FakeJudges(speed=j.speed), candidates_per_round=1)
+    assert j2.timed == [] and again["relu"].speedups == o.speedups  # a resume does not time it again
 
 
 def test_proposer_sees_parent_siblings_and_rejections(tmp_path):

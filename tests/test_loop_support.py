@@ -125,6 +125,7 @@ class FakeJudges:
     noise: float = 0.05
     checked: list[str] = field(default_factory=list)
     compared: list[tuple[str, str]] = field(default_factory=list)
+    timed: list[tuple[str, tuple]] = field(default_factory=list)  # (label, baselines asked for)
 
     @staticmethod
     def _label(path: Path) -> str:
@@ -143,6 +144,7 @@ class FakeJudges:
 
     def time(self, task_path, answer_path, cfg):
         label = self._label(answer_path)
+        self.timed.append((label, tuple(cfg.baselines)))
         s = self.speed.get(label, 1.0)
         stats = SimpleNamespace(mode="events", n=10, median_ms=1.0 / s, p20_ms=0.99 / s, p80_ms=1.01 / s,
                                 min_ms=0.98 / s, max_ms=1.02 / s)

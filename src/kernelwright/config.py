@@ -76,6 +76,11 @@ class LoopConfig:
     # On cuda, no correctness check runs while a candidate is being timed: checks launch kernels on
     # the same GPU and would skew the times. False overlaps them (more experiments/hour, noisier).
     quiet_timing: bool = True
+    # Baselines timed beside every candidate: the in-run ratio vs eager ranks the tree and prefilters
+    # keep/revert. The full TimerConfig.baselines (torch.compile, max-autotune, Liger) are timed once
+    # per task, for its best answer, when the task moves on (final_timing).
+    candidate_baselines: tuple[str, ...] = ("eager",)
+    final_timing: bool = True
 
 
 @dataclass
