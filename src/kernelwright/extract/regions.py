@@ -264,7 +264,13 @@ class _Partitioner:
                     continue
             self._new(k, [n, *self._getitems(n)], anchor=n, sig=sig)
         if self.fuse:
-            # 2. prologues: pointwise producers used only inside an anchored region (backwards)
+            # 2a. matmul/attention epilogues first: the product is never written unfused
+            for n in nodes:
+                if n not in self.owner and self.kind[n] == "pointwise":
+                    gid = self._epilogue_group(n, only=("matmul", "attention"))
+                    if gid is not None:
+                        self._add(gid, n)
+            # 2b. prologues: pointwise producers used only inside an anchored region (backwards)
             for n in reversed(nodes):
                 if n in self.owner:
                     continue
@@ -272,7 +278,7 @@ class _Partitioner:
                     gid = self._prologue_group(n)
                     if gid is not None:
                         self._add(gid, n)
-            # 3. epilogues: pointwise consumers, in graph order
+            # 3. other epilogues: pointwise consumers, in graph order
             for n in nodes:
                 if n in self.owner:
                     continue
@@ -368,12 +374,14 @@ class _Partitioner:
                         return gid
         return None
 
-    def _epilogue_group(self, n: fx.Node) -> int | None:
+    def _epilogue_group(self, n: fx.Node, only: tuple[str, ...] | None = None) -> int | None:
         for a in n.all_input_nodes:
             gid = self.owner.get(a)
             if gid is None:
                 continue
             kind = self.group_kind[gid]
+            if only is not None and kind not in only:
+                continue
             if packet_name(n) in SCAN_ADJACENT and kind != "scan":
                 continue
             if kind == "pointwise" or kind == "other":
