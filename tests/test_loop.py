@@ -360,3 +360,46 @@ def test_live_view_plain_lines_off_a_terminal_and_a_panel_on_one(tmp_path):
     run(tmp_path / "tty", [fc("a")], console=Console(file=tty, force_terminal=True, width=100),
         judges=FakeJudges(speed={"a": 1.4}))
     assert "1.40x" in tty.getvalue() and "optimization summary" in tty.getvalue()
+
+
+def test_quiet_gpu_times_alone():
+    import threading
+    import time as _time
+
+    from kernelwright.loop.run import _QuietGPU
+
+    gpu = _QuietGPU(enabled=True)
+    log: list[str] = []
+    release = threading.Event()
+
+    def check(name):
+        with gpu.checking():
+            log.append(f"{name}+")
+            release.wait(5)
+            log.append(f"{name}-")
+
+    first = threading.Thread(target=check, args=("c1",))
+    first.start()
+    while "c1+" not in log:
+        _time.sleep(0.01)
+
+    def timer():
+        with gpu.timing_alone():
+            log.append("T+")
+            _time.sleep(0.05)
+            log.append("T-")
+
+    t = threading.Thread(target=timer)
+    t.start()
+    _time.sleep(0.05)
+    second = threading.Thread(target=check, args=("c2",))  # asks while the timer waits: must wait too
+    second.start()
+    _time.sleep(0.05)
+    assert log == ["c1+"]  # the timer waits for the running check; the new check waits for the timer
+    release.set()
+    for th in (first, t, second):
+        th.join(5)
+    assert log == ["c1+", "c1-", "T+", "T-", "c2+", "c2-"]
+    off = _QuietGPU(enabled=False)
+    with off.checking(), off.timing_alone():  # overlap allowed: no waiting at all
+        pass

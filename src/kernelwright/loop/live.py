@@ -104,6 +104,7 @@ class LiveView:
             t.add_column(col)
         for o in outcomes.values():
             best = ("untimed" if o.best_path else "-") if self.device == "cpu" else _x(o.best_speedup)
-            t.add_row(o.name, str(o.experiments), str(o.accepted), best, Text(str(o.best_path or "-")),
+            where = f"kernels/{o.best_path.name}" if o.best_path else "-"  # inside the run directory
+            t.add_row(o.name, str(o.experiments), str(o.accepted), best, Text(where),
                       Text(o.stop_reason.split(":")[0]))
         self.console.print(t)

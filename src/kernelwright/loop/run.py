@@ -330,8 +330,7 @@ class _Run:
         return budget_s, min(left, max(1 if left else 0, round(share(left, 0, w, w_left))))
 
     def _untouched(self, t: TaskTarget) -> TaskOutcome:
-        rows = self.ledger.rows(t.name)
-        return TaskOutcome(t.name, None, None, len(rows), sum(r["verdict"] == "accepted" for r in rows), "not started")
+        return _TaskRun(self, t, 0.0, None).outcome("not started")  # what earlier sessions left
 
 
 def _elapsed(rows: list[dict[str, Any]]) -> float:
