@@ -147,8 +147,8 @@ def end_to_end(e2e: dict) -> str | None:
     ax.barh(labels, vals, color=["#999", "#6a9fd1", "#2ca02c"][-len(vals):] if len(vals) == 3 else ["#999", "#2ca02c"])
     pred = e2e.get("predicted_from_measured") or e2e.get("predicted_speedup")
     if pred:
-        ax.axvline(base["eager"] / pred, color="#d62728", ls="--", lw=1.2, label=f"Amdahl prediction ({pred:.2f}x)")
-        ax.legend(fontsize=7, frameon=False)
+        ax.axvline(base["eager"] / pred, color="#d62728", ls="--", lw=1.2, label=f"Amdahl prediction ({pred:.2f}x over eager)")
+        ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.set_xlabel("median ms per forward")
     ax.grid(alpha=0.3, axis="x")
     return _png(fig)
