@@ -285,8 +285,10 @@ def _telemetry(reply: dict, res: _RowResult, run_wall_ms: float) -> None:
         res.rejected = True
         res.error = "global numeric flags (TF32, matmul precision) changed during timing (threat B12)"
     off = sum((reply.get("off_stream") or {}).values())
-    if off > max(2, 0.2 * int(reply.get("calls", 0))):
-        # A few such calls are host jitter (a late wake-up after the sync); most calls is a pattern.
+    if off > max(2, 0.9 * int(reply.get("calls", 0))):
+        # Host jitter (a late wake-up after the sync) showed in up to ~25% of an honest single-stream
+        # kernel's calls on an H200 (471 of 2000, bench/results/timing_cheats_*); work hidden on another
+        # stream shows in every call (2000 of 2000). The time counts it either way; the flag needs a pattern.
         res.flags.append(f"work outlasting the current stream in {off} of {reply.get('calls')} calls: counted "
                          "through the device-wide sync (threat B1)")
     if reply.get("l2_persist_set"):
