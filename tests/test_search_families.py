@@ -43,7 +43,7 @@ def test_every_task_first_candidates_match_reference(tmp_path):
     assert len(pairs) >= 2 * len(TASKS) - 2
     env = dict(os.environ, TRITON_INTERPRET="1")
     args = [x for t, a, _ in pairs for x in (t, a)]
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "search_runner.py"), *args], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "test_search_runner.py"), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(results) == len(pairs), proc.stderr[-3000:]

@@ -1,7 +1,7 @@
 """Run answer files against their tasks under the Triton interpreter (a subprocess helper for
 tests/test_search_*.py; TRITON_INTERPRET=1 must be set before triton is imported).
 
-    python tests/search_runner.py TASK ANSWER [TASK ANSWER ...]
+    python tests/test_search_runner.py TASK ANSWER [TASK ANSWER ...]
 prints one JSON line per pair: {"task", "ok", "max_err", "error"}.
 """
 import json

@@ -181,6 +181,11 @@ def _reduce_signature(node: fx.Node):
     return tuple(str(s) for s in shape), tuple(dims)
 
 
+def _broadcasts_to(s: tuple, domain: tuple) -> bool:
+    """s (right-aligned) broadcasts to domain: a per-column weight [N] of a [M, N] domain."""
+    return len(s) <= len(domain) and all(a in ("1", b) for a, b in zip(reversed(s), reversed(domain)))
+
+
 def _reduced_shape(sig) -> tuple:
     shape, dims = sig
     return tuple(s for i, s in enumerate(shape) if i not in dims), tuple(
@@ -270,22 +275,25 @@ class _Partitioner:
                     gid = self._epilogue_group(n, only=("matmul", "attention"))
                     if gid is not None:
                         self._add(gid, n)
-            # 2b. prologues: pointwise producers used only inside an anchored region (backwards)
-            for n in reversed(nodes):
-                if n in self.owner:
-                    continue
-                if self.kind[n] == "pointwise" or (packet_name(n) in SCAN_ADJACENT):
-                    gid = self._prologue_group(n)
-                    if gid is not None:
-                        self._add(gid, n)
-            # 3. other epilogues: pointwise consumers, in graph order
-            for n in nodes:
-                if n in self.owner:
-                    continue
-                if self.kind[n] == "pointwise" or (packet_name(n) in SCAN_ADJACENT):
-                    gid = self._epilogue_group(n)
-                    if gid is not None:
-                        self._add(gid, n)
+            # 2b/3. prologues (pointwise producers used only inside an anchored region, walked
+            # backwards) and other epilogues (pointwise consumers, in graph order), repeated until
+            # nothing moves: an epilogue can make a shared producer (x.float() read by both the
+            # reduction and the map after it) a prologue.
+            moved = True
+            while moved:
+                moved = False
+                for n in reversed(nodes):
+                    if n not in self.owner and (self.kind[n] == "pointwise" or packet_name(n) in SCAN_ADJACENT):
+                        gid = self._prologue_group(n)
+                        if gid is not None:
+                            self._add(gid, n)
+                            moved = True
+                for n in nodes:
+                    if n not in self.owner and (self.kind[n] == "pointwise" or packet_name(n) in SCAN_ADJACENT):
+                        gid = self._epilogue_group(n)
+                        if gid is not None:
+                            self._add(gid, n)
+                            moved = True
         for n in nodes:  # data movement no scan took is an op of its own
             if packet_name(n) in SCAN_ADJACENT and n not in self.owner:
                 self._new(self.kind[n], [n], anchor=n)
@@ -348,7 +356,7 @@ class _Partitioner:
         s = tuple(str(x) for x in shape)
         if sig is not None:
             dropped, kept = _reduced_shape(sig)
-            return s in (sig[0], dropped, kept)
+            return s in (sig[0], dropped, kept) or _broadcasts_to(s, sig[0])
         if anchor is not None and self.group_kind[gid] in ("norm", "softmax", "scan", "loss"):
             dom = _shape(anchor.args[0])
             outs = [o for o in [anchor, *self._getitems(anchor)] if _is_tensor(o)]

@@ -158,3 +158,49 @@ def precompile(calls: Sequence[Callable[[], Any]], workers: int = 8) -> list[Bas
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(run, calls))
+
+
+def tune_in_process(plan: "Plan", init_inputs: list, inputs: list, time_fn: Callable[[Callable], float],
+                    per_region: int = 8, rounds: int = 2) -> tuple[tuple[int, ...], list[dict]]:
+    """Benchmark-script tuner (GPU, trusted own templates): for each region in turn, the first
+    `per_region` modelled configs are rendered into whole answers with the other regions at their
+    current best, compiled in parallel, and successively halved by `time_fn(callable) -> seconds`.
+    Returns the best point and a log of every measurement."""
+    import types
+
+    from .proposer import render_point
+
+    point = [0] * len(plan.regions)
+    log: list[dict] = []
+
+    def build(p: tuple[int, ...]):
+        src, label = render_point(plan, p)
+        mod = types.ModuleType(f"kw_tune_{abs(hash(p))}")
+        exec(compile(src, f"<tuned {label}>", "exec"), mod.__dict__)
+        torch.manual_seed(0)
+        model = mod.ModelNew(*init_inputs).to(inputs[0].device if isinstance(inputs[0], torch.Tensor) else "cuda")
+        return lambda: model(*inputs), label
+
+    for k, rp in enumerate(plan.regions):
+        cands = []
+        for ci in range(min(per_region, len(rp.configs))):
+            p = list(point)
+            p[k] = ci
+            try:
+                cands.append((tuple(p), *build(tuple(p))))
+            except Exception as exc:  # a config that does not render/build is dropped
+                log.append({"region": k, "config": rp.configs[ci], "error": str(exc)[:200]})
+        errs = precompile([c[1] for c in cands])
+        # a failure under concurrent compilation gets one sequential retry before the config is out
+        errs = [e if e is None else precompile([c[1]], workers=1)[0] for c, e in zip(cands, errs)]
+        cands = [c for c, e in zip(cands, errs) if e is None]
+
+        def measure(c, reps):
+            t = time_fn(c[1])
+            log.append({"region": k, "point": list(c[0]), "label": c[2], "ms": t * 1e3, "reps": reps})
+            return t
+
+        ranked = successive_halving(cands, measure, rounds=rounds)
+        if ranked:
+            point = list(ranked[0][0][0])
+    return tuple(point), log

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ....extract.graph import Captured, packet_name
 from ....extract.regions import Region
-from ..codegen import shape_key
+from ..codegen import dtype_expr, shape_key
 from ..family import Match, Rendered, Unsupported
 from ..rowengine import ROW_CONFIGS, OutSpec, RowFamily, RowSpec, _arg, _Builder, render_row
 
@@ -36,8 +36,9 @@ def {kname}(loss_ptr, valid_ptr, out_ptr, B, MEAN: tl.constexpr, BLOCK: tl.const
 
 def _lower_ce(region: Region) -> tuple[RowSpec, int]:
     n = next(x for x in region.nodes if packet_name(x) in CE)
-    if region.nodes != [n]:
-        raise Unsupported("cross-entropy with fused prologue/epilogue ops")
+    if region.nodes[-1] is not n:
+        raise Unsupported("cross-entropy with a fused epilogue")
+    prologue = region.nodes[:-1]  # pointwise ops on the logits (e.g. the cast of logits.float())
     x, t = n.args[0], n.args[1]
     weight = _arg(n, 2, "weight")
     reduction = int(_arg(n, 3, "reduction", 1))
@@ -48,6 +49,10 @@ def _lower_ce(region: Region) -> tuple[RowSpec, int]:
     if len(shape_key(x)) != 2 or len(shape_key(t)) != 1:
         raise Unsupported("cross-entropy over other than [B, C] logits with [B] class targets")
     b = _Builder(region, x, (1,))
+    for p in prologue:
+        if shape_key(p) != shape_key(x):
+            raise Unsupported("a cross-entropy prologue op of another shape than the logits")
+        b.pw(p)
     xv = b.value(x)
     tv = b.value(t, "drop")
     m = b.reduce("max", xv, hint="rowmax")
@@ -58,6 +63,7 @@ def _lower_ce(region: Region) -> tuple[RowSpec, int]:
     spec = RowSpec(rank=2, red_dims=(1,), domain_arg=0, ops=b.ops, nargs=len(b.args))
     spec.outputs = [OutSpec(None, loss, "red"), OutSpec(None, valid, "red")]
     spec.label = f"cross-entropy rows over [B, C] (reduction {['none', 'mean', 'sum'][reduction]})"
+    spec.label += f"; out dtype {n.meta['val'].dtype}"
     return spec, reduction
 
 
@@ -79,12 +85,14 @@ class LossFamily(RowFamily):
         if "ce" not in match.spec:
             return super().render(match, config, prefix)
         rows = render_row(match.spec["row"], match.region, config, prefix, "ce_rows")
+        ce = match.region.nodes[-1]
+        dt = dtype_expr(ce, match.region.inputs, [f"in{i}" for i in range(len(match.region.inputs))])
         kname = f"_{prefix}_ce_finish_kernel"
         launcher = f"""
 def {prefix}_cross_entropy(in0, in1):
     # logits in0: [B, C], targets in1: [B]; per-row losses, then their {'mean over valid targets' if match.spec['ce'] == 1 else 'sum'}
     rowloss, valid = {rows.launcher}(in0, in1)
-    out = torch.empty((), dtype=in0.dtype, device=in0.device)
+    out = torch.empty((), dtype={dt}, device=in0.device)
     {kname}[(1,)](rowloss, valid, out, rowloss.numel(), MEAN={match.spec['ce'] == 1}, BLOCK=1024)
     return (out,)
 """
