@@ -118,12 +118,12 @@ def optimize_tasks(
 ) -> dict[str, TaskOutcome]:
     """Optimize each task in order (hottest first), resuming whatever DIR already holds."""
     _validate(targets, proposers, device, loop_cfg)
+    for p in proposers:  # fail fast (missing key, endpoint down) before anything is written
+        p.preflight()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "kernels").mkdir(exist_ok=True)
     runfile = RunFile.begin(run_dir, targets, proposers, device, judge_cfg, timer_cfg, loop_cfg)
-    for p in proposers:
-        p.preflight()
     run = _Run(
         run_dir=run_dir,
         targets=targets,
