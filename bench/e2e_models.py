@@ -96,6 +96,8 @@ def main() -> int:
         if not src.exists():
             results.append({"model": name, "error": f"{rel} not found"})
             continue
+        if args.cpu_smoke:
+            name = f"{name.split('_h2048')[0]}_cpu_smoke"  # tiny sizes: not the GPU model's name
         model_file = out / "models" / f"{name}.py"
         model_file.write_text(set_constants(src.read_text(), smoke_sizes if args.cpu_smoke else gpu_sizes))
         t0 = time.monotonic()

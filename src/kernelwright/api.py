@@ -46,7 +46,8 @@ class RunOptions:
     proposer: str = "search"
     llm: str | None = None
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    judge_timeout_s: float = 300.0  # one correctness check of the whole optimized model
+    judge_timeout_s: float = 900.0  # one correctness check of the whole optimized model (re-exported per shape)
+    live_module: bool = False  # build OptimizeResult.model in this process (the Python API); the CLI does not
 
 
 @dataclass
@@ -56,7 +57,7 @@ class OptimizeResult:
     run_dir: Path
     report_path: Path
     model_optimized_path: Path | None
-    model: Any  # nn.Module running the winners (the original module when nothing won)
+    model: Any  # nn.Module running the winners (the original module when nothing won); None from the CLI
     tasks: list[dict]
     outcomes: dict[str, Any]
     end_to_end: dict
@@ -110,7 +111,8 @@ def run_pipeline(
     optimized_path = write_model_optimized(plan, outcomes, out, model_file)
     end_to_end = verify_end_to_end(plan, outcomes, out, model_file, model, inputs, opts, console)
     report_path = write_report(out)
-    drop_in = load_optimized(plan, outcomes, out, model) if optimized_path or plan["mode"] == "model" else model
+    # The CLI never loads candidate code into its own process; the Python API hands the module back.
+    drop_in = load_optimized(plan, outcomes, out, model) if opts.live_module else None
     _print_summary(console, plan, outcomes, end_to_end, optimized_path, report_path)
     return OptimizeResult(
         run_dir=out,
@@ -173,6 +175,7 @@ def optimize(
         proposer=proposer,
         llm=llm,
         pipeline=pipeline or PipelineConfig(),
+        live_module=True,
     )
     inputs = list(example_inputs)
     return run_pipeline(model, inputs, _task_file_of(model), opts)

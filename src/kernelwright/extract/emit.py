@@ -27,6 +27,14 @@ from .regions import Region
 
 _HEADER_IMPORTS = "import torch\nimport torch.nn as nn\nfrom torch import device  # FX writes device(type=...) literals\n"
 _FX_GLOBALS_OK = {"torch", "device", "inf", "nan", "_operator", "operator", "math"}
+# Definitions for the FX globals a forward may name (FX prints -inf as `-inf`, getitem via _operator).
+_FX_GLOBAL_DEFS = {
+    "inf": 'inf = float("inf")',
+    "nan": 'nan = float("nan")',
+    "_operator": "import operator as _operator",
+    "operator": "import operator",
+    "math": "import math",
+}
 
 
 @dataclass
@@ -45,11 +53,14 @@ class ValueStats:
         if t.dtype == torch.bool:
             return cls(tuple(t.shape), t.dtype, mean=float(t.float().mean()) if t.numel() else 0.5)
         if t.is_floating_point():
+            # Statistics of the finite values: masked logits hold -inf, which a draw must not copy
+            # (randn + -inf is all -inf); the task gets finite values of the same spread.
             f = t.detach().double()
+            f = f[torch.isfinite(f)]
             return cls(
                 tuple(t.shape), t.dtype,
-                mean=float(f.mean()) if t.numel() else 0.0,
-                std=float(f.std()) if t.numel() > 1 else 0.0,
+                mean=float(f.mean()) if f.numel() else 0.0,
+                std=float(f.std()) if f.numel() > 1 else 1.0,
             )
         if t.is_complex():
             raise TypeError("complex tensors are not extracted")
@@ -289,8 +300,13 @@ def emit_tasks(
             "An answer's ModelNew() takes no constructor arguments\nand must keep the parameter names "
             'weight0, weight1, ... (the integration binds the model\'s tensors to them).\n"""\n'
         )
-        t.path.write_text(doc + _HEADER_IMPORTS + "\n\n" + t.source)
+        extra = [d for name, d in _FX_GLOBAL_DEFS.items() if re.search(rf"\b{name}\b", _forward_of(t.source))]
+        t.path.write_text(doc + _HEADER_IMPORTS + "".join(e + "\n" for e in extra) + "\n\n" + t.source)
     return tasks, emitted
+
+
+def _forward_of(body: str) -> str:
+    return body[body.index("    def forward("):body.index("def get_inputs")]
 
 
 def _short(op: str) -> str:

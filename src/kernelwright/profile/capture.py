@@ -72,7 +72,7 @@ def profile_ops(model: torch.nn.Module, inputs: list, device: str, iters: int = 
             _sync(device)
     groups: dict[tuple[str, str], dict] = {}
     for evt in prof.events():
-        if not evt.name.startswith("aten::"):
+        if not evt.name.startswith("aten::") or evt.device_type != torch.autograd.DeviceType.CPU:
             continue
         if device == "cuda":
             us = _kernel_us(evt)  # kernels this op launched itself (its children count their own)
@@ -133,7 +133,9 @@ def time_nodes(gm: fx.GraphModule, args: list, device: str, iters: int = 3, warm
             _sync(device)
     per_pass: dict[str, list[float]] = {}
     for evt in prof.events():
-        if not evt.name.startswith(_NODE_TAG):
+        # On cuda a record_function range also appears as a GPU-side annotation event of the same
+        # name; only the CPU-side one carries its children's kernels, so count that one alone.
+        if not evt.name.startswith(_NODE_TAG) or evt.device_type != torch.autograd.DeviceType.CPU:
             continue
         us = float(evt.device_time_total) if device == "cuda" else float(evt.cpu_time_total)
         per_pass.setdefault(evt.name[len(_NODE_TAG):], []).append(us / 1e3)

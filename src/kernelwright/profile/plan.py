@@ -84,6 +84,9 @@ def build_plan(model, inputs, model_file: Path | None, out: Path, device: str, c
 
     args = placeholder_args(cap, model, list(inputs))
     node_ms = time_nodes(cap.gm, args, device, iters=cfg.profile_iters)
+    attributed = sum(node_ms.values()) > 0
+    if not attributed:
+        plan["notes"].append("the profiler attributed no time to the graph's nodes: targets are ranked by prior only")
     total = sum(node_ms.values()) or 1.0
     shares = [sum(node_ms.get(n.name, 0.0) for n in r.nodes) / total for r in regions]
     # Rank regions first (each alone), then emit only the kept ones: merged instances add shares.
@@ -107,7 +110,7 @@ def build_plan(model, inputs, model_file: Path | None, out: Path, device: str, c
     chosen, dropped = [], []
     for r in rows:
         # min_share is a share of GPU time; CPU shares are only a proxy, so on a CPU nothing is cut by it.
-        if prof.time_source == "gpu" and r["share"] < cfg.min_share:
+        if prof.time_source == "gpu" and attributed and r["share"] < cfg.min_share:
             r["skipped"] = f"share {r['share']:.1%} below min_share {cfg.min_share:.0%}"
         elif len(chosen) >= cfg.max_tasks:
             r["skipped"] = f"beyond max_tasks={cfg.max_tasks}"
