@@ -46,7 +46,6 @@ class RunOptions:
     proposer: str = "search"
     llm: str | None = None
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    judge_timeout_s: float = 900.0  # one correctness check of the whole optimized model (re-exported per shape)
     live_module: bool = False  # build OptimizeResult.model in this process (the Python API); the CLI does not
 
 

@@ -122,7 +122,9 @@ class PipelineConfig:
 
     profile_iters: int = 3  # warm forward passes profiled
     max_tasks: int = 8  # extracted tasks optimized, hottest first
-    min_share: float = 0.01  # ignore targets below this share of GPU time
+    min_share: float = 0.01  # ignore targets below this share of GPU time (not applied to CPU-time proxies)
+    e2e_check_timeout_s: float = 900.0  # judge check of the whole optimized model (it re-exports per shape)
+    e2e_baselines: tuple[str, ...] = ("eager", "compile")  # timed beside the optimized model, in one run
     speedup_priors: dict[str, float] = field(
         default_factory=lambda: {
             "pointwise": 1.6,

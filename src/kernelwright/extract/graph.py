@@ -58,6 +58,9 @@ class Captured:
     dynamic: bool  # True when exported with dynamic dims
     exported: Any = None  # the torch.export.ExportedProgram
     constants: dict[str, Any] = field(default_factory=dict)  # lifted tensor constants by name
+    # node name -> root-module int attribute its dim argument reads (`torch.sum(x, self.dim)`);
+    # filled by bind_int_attributes(), so an answer can read the attribute at run time
+    bindings: dict[str, str] = field(default_factory=dict)
 
     @property
     def graph(self) -> fx.Graph:
@@ -169,3 +172,41 @@ def packet_name(node: fx.Node) -> str:
 
 def meta_val(node: Any):
     return node.meta.get("val") if isinstance(node, fx.Node) else node
+
+
+def _dim_args(node: fx.Node) -> list:
+    return [a for a in node.args[1:] if isinstance(a, (int, list, tuple))]
+
+
+def bind_int_attributes(model: torch.nn.Module, inputs: list, captured: Captured) -> dict[str, str]:
+    """Find which nodes' int arguments come from an int attribute of the root module.
+
+    KernelBench keeps a reduction's dim as `self.dim` from get_init_inputs(), and a checker may
+    build the model with another dim. Each int attribute is changed to another value and the
+    forward re-captured; nodes whose arguments alone change (same graph otherwise) are bound to
+    it. Attributes that change anything else (shapes, the graph) are left unbound."""
+    base = [n for n in captured.graph.nodes]
+    found: dict[str, str] = {}
+    for attr, value in list(vars(model).items()):
+        if type(value) is not int or attr.startswith("_"):
+            continue
+        for other in (value + 1, value - 1, value + 2):
+            try:
+                setattr(model, attr, other)
+                alt = capture(model, inputs, dynamic=captured.dynamic)
+            except Exception:
+                continue
+            finally:
+                setattr(model, attr, value)
+            nodes = list(alt.graph.nodes)
+            if len(nodes) != len(base) or any(a.target != b.target for a, b in zip(base, nodes)):
+                break  # the attribute changes the graph itself: not a plain dim
+            diff = [(a, b) for a, b in zip(base, nodes) if a.op == "call_function" and _dim_args(a) != _dim_args(b)]
+            if diff and all(
+                str(_dim_args(a)).replace(str(value), "#") == str(_dim_args(b)).replace(str(other), "#") for a, b in diff
+            ):
+                for a, _ in diff:
+                    found[a.name] = attr
+            break
+    captured.bindings.update(found)
+    return found

@@ -174,17 +174,17 @@ def kw_rewrite(gm, roles, regions):
     def item(n):
         return ("r", owner[n]) if n in owner else ("n", n.name)
 
-    # Export's checks (dtype/shape asserts) may read a value inside a region, which no longer exists
-    # once the region is one call: such checks go (the kernel's output is judged instead); any other
-    # outside reader of a region's inner value means the plan is wrong for this graph.
+    # Export's own checks (dtype/shape asserts on values it traced) go: the graph is re-exported for
+    # every input signature, so they hold by construction, and each costs a Python call per forward.
+    # Any other outside reader of a value inside a region means the plan is wrong for this graph.
     outputs = {find(key, spec) for spec, _ in regions for key in spec["outputs"]}
     dropped = set()
     for n in nodes:
-        if n in owner or not any(a in owner and a not in outputs for a in n.all_input_nodes):
+        if n in owner:
             continue
-        if any(tag in str(n.target) for tag in _KW_CHECK_OPS) and not n.users:
+        if n.op == "call_function" and any(tag in str(n.target) for tag in _KW_CHECK_OPS) and not n.users:
             dropped.add(n)
-        else:
+        elif any(a in owner and a not in outputs for a in n.all_input_nodes):
             raise RuntimeError(f"kernelwright: {n.name} ({n.target}) reads a value inside a region the plan replaces")
     nodes = [n for n in nodes if n not in dropped]
 

@@ -46,12 +46,12 @@ def verify_end_to_end(plan, outcomes, out: Path, model_file, model, inputs, opts
         e2e["check"] = "not run: no task has an accepted kernel"
     elif model_file is not None and optimized.exists():
         console.print(f"judging {optimized} against {model_file} ...")
-        verdict = check(Path(model_file), optimized, JudgeConfig(device=opts.device, timeout_s=opts.judge_timeout_s))
+        verdict = check(Path(model_file), optimized, JudgeConfig(device=opts.device, timeout_s=opts.pipeline.e2e_check_timeout_s))
         e2e["check"] = "accepted" if verdict.accepted else f"rejected at {verdict.stage}: {verdict.reason}"
         e2e["check_seconds"] = verdict.seconds
         e2e["check_kernels"] = verdict.kernels
         if verdict.accepted and opts.device == "cuda":
-            e2e.update(_time(Path(model_file), optimized, console))
+            e2e.update(_time(Path(model_file), optimized, opts.pipeline.e2e_baselines, console))
     else:
         # A live module with no task file: the judge has no file to load, so compare in-process on the
         # example inputs (the kernels themselves were each judged on their own tasks).
@@ -62,12 +62,12 @@ def verify_end_to_end(plan, outcomes, out: Path, model_file, model, inputs, opts
     return e2e
 
 
-def _time(model_file: Path, optimized: Path, console) -> dict[str, Any]:
+def _time(model_file: Path, optimized: Path, baselines: tuple[str, ...], console) -> dict[str, Any]:
     from ..judge.timer import time_answer
 
     console.print("timing the optimized model beside eager and torch.compile ...")
     t0 = time.monotonic()
-    rep = time_answer(model_file, optimized, TimerConfig(device="cuda"), baselines=("eager", "compile"))
+    rep = time_answer(model_file, optimized, TimerConfig(device="cuda"), baselines=baselines)
     ms = {k: (v.median_ms if v is not None else None) for k, v in rep.baselines.items()}
     return {
         "timing": "measured" if rep.accepted else f"invalid: {rep.reason}",

@@ -100,6 +100,9 @@ class Rendered:
     source: str  # top-level code: @triton.jit kernels and the launcher def
     helpers: dict[str, str] = field(default_factory=dict)  # shared helper defs by name
     kernels: list[str] = field(default_factory=list)  # names of the @triton.jit kernels defined
+    # extra launcher keywords evaluated in ModelNew.forward, e.g. {"dim": "self.dim"} for a dim
+    # the task keeps as a module attribute (captured.bindings)
+    call_kwargs: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ import torch
 
 from ...config import SearchConfig
 from ...errors import TaskError, UsageError
-from ...extract.graph import Captured, capture
+from ...extract.graph import Captured, bind_int_attributes, capture
 from ...extract.regions import Region, partition
 from ...task import load_task
 from ..base import Candidate, ProposalContext, ProposerError
@@ -66,6 +66,7 @@ def _match_all(captured: Captured, fuse: bool) -> tuple[list[tuple[Region, Match
 def build_plan(task_path: str, device: str, cfg: SearchConfig) -> Plan:
     """Capture, partition, match, and list each region's configs (pruned, ordered by the model)."""
     task, model, inputs, captured = _capture_task(task_path)
+    bind_int_attributes(model, inputs, captured)
     matched, missing = _match_all(captured, fuse=True)
     notes = []
     if missing:

@@ -187,6 +187,7 @@ def assemble(
     """The answer file text. `parts`: (region, rendered, one-line description) per region."""
     regions = [r for r, _, _ in parts]
     launcher_of = {id(r): rd.launcher for r, rd, _ in parts}
+    kwargs_of = {id(r): "".join(f", {k}={v}" for k, v in rd.call_kwargs.items()) for r, rd, _ in parts}
     params = _forward_params(model_cls)
     pnames = [p.split(":")[0].split("=")[0].strip().lstrip("*") for p in params]
     names: dict[fx.Node, str] = {}
@@ -210,7 +211,7 @@ def assemble(
         if isinstance(u, Region):
             ins = ", ".join(name_of(a) for a in u.inputs)
             outs = ", ".join(o.name for o in u.outputs)
-            body.append(f"({outs},) = {launcher_of[id(u)]}({ins})")
+            body.append(f"({outs},) = {launcher_of[id(u)]}({ins}{kwargs_of[id(u)]})")
         elif packet_name(u) not in DROPPED:
             body.append(_glue_line(u, name_of))
     leaves: list[str] = []

@@ -153,13 +153,21 @@ class RowSpec:
     scalar_args: list[int] = field(default_factory=list)  # launcher args passed as plain scalars
     red_shape_keep: dict = field(default_factory=dict)  # out node -> True if keepdim layout
     label: str = ""
+    dim_attr: str | None = None  # the single reduced dim is read at run time from self.<dim_attr>
+    # a template that views its inputs as another domain (GroupNorm: [B, C, *] as [B, G, C/G, S])
+    # gives launcher lines that rebind in{i} and define `shape`, and how a full output is viewed back
+    prelude: list[str] = field(default_factory=list)
+    full_out_view: str = ""  # e.g. "{o}.view(in0.shape)"
 
     @property
     def stages(self) -> int:
         return 1 + max([op.stage for op in self.ops if isinstance(op, Reduce)], default=-1)
 
     def groups(self) -> tuple[list[list[int]], list[list[int]]]:
-        """Kept and reduced groups of adjacent domain dims."""
+        """Kept and reduced groups of adjacent domain dims (a run-time dim: [before, after], [dim])."""
+        if self.dim_attr is not None:
+            d = self.red_dims[0]
+            return [list(range(0, d)), list(range(d + 1, self.rank))], [[d]]
         kept, red = [], []
         prev = None
         for d in range(self.rank):
@@ -640,6 +648,10 @@ def lower_region(region: Region, captured: Captured) -> RowSpec:
     if not any(isinstance(op, Reduce) for op in b.ops) and not dims:
         pass
     spec.label = f"{region.kind} over dims {list(dims)} of rank-{b.rank} domain, {spec.stages} stage(s)"
+    attr = captured.bindings.get(first.name)
+    if attr is not None and len(dims) == 1:
+        spec.dim_attr = attr
+        spec.label += f", dim from self.{attr} at run time"
     return spec
 
 
@@ -902,28 +914,42 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
 
     # ---- launcher ----
     ins = [f"in{i}" for i in range(spec.nargs)]
-    L = [f"def {prefix}_{tag}({', '.join(ins)}):", f"    # region: {', '.join(region.ops)}"]
+    sig = ", ".join(ins + ([f"dim={spec.red_dims[0]}"] if spec.dim_attr is not None else []))
+    L = [f"def {prefix}_{tag}({sig}):", f"    # region: {', '.join(region.ops)}"]
     L.append(f"    # domain rank {spec.rank}, reduced dims {list(spec.red_dims)}; kept groups {kept}, reduced groups {red}")
-    red_set = list(spec.red_dims)
+    if spec.dim_attr is not None:
+        L.append(f"    d = dim % {spec.rank}  # the reduced dim, read from the module at run time")
+        red_set = "[d]"
+    else:
+        red_set = str(list(spec.red_dims))
     views = {}
     for op in loads:
         nm = f"in{op.arg}" + ("_d" if op.layout == "drop" else "")
         if op.layout == "drop" and nm not in views:
             L.append(f"    {nm} = _kw_undrop(in{op.arg}, {red_set}, {spec.rank})")
         views[(op.arg, op.layout)] = nm
-    if spec.domain_arg is not None:
+    if spec.prelude:
+        L += ["    " + x for x in spec.prelude]
+    elif spec.domain_arg is not None:
         L.append(f"    shape = tuple(in{spec.domain_arg}.shape)")
     else:
         full = sorted({v for (a, lay), v in views.items()})
         L.append(f"    shape = tuple(torch.broadcast_shapes({', '.join(x + '.shape' for x in full)}))")
         L.append(f"    shape = (1,) * ({spec.rank} - len(shape)) + shape")
     dev = f"in{tensor_args[0]}.device"
-    L.append(f"    kept_groups, red_groups = {kept}, {red}")
+    if spec.dim_attr is not None:
+        L.append(f"    kept_groups, red_groups = [list(range(0, d)), list(range(d + 1, {spec.rank}))], [[d]]")
+    else:
+        L.append(f"    kept_groups, red_groups = {kept}, {red}")
     L.append("    Ks = [_kw_prod([shape[d] for d in g]) for g in kept_groups]")
     L.append("    Qs = [_kw_prod([shape[d] for d in g]) for g in red_groups]")
     L.append("    M, R = _kw_prod(Ks), _kw_prod(Qs)")
-    red_drop = "[" + ", ".join(f"shape[{d}]" for d in range(spec.rank) if d not in spec.red_dims) + "]"
-    red_keep = "[" + ", ".join("1" if d in spec.red_dims else f"shape[{d}]" for d in range(spec.rank)) + "]"
+    if spec.dim_attr is not None:
+        red_drop = "[s for i, s in enumerate(shape) if i != d]"
+        red_keep = "[1 if i == d else s for i, s in enumerate(shape)]"
+    else:
+        red_drop = "[" + ", ".join(f"shape[{d}]" for d in range(spec.rank) if d not in spec.red_dims) + "]"
+        red_keep = "[" + ", ".join("1" if d in spec.red_dims else f"shape[{d}]" for d in range(spec.rank)) + "]"
     outs = []
     for j, o in enumerate(spec.outputs):
         if o.node is None:  # an internal result of a multi-kernel template (fp32 scratch)
@@ -969,13 +995,16 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
         args.append(f"num_stages={config['num_stages']}")
     L.append("    grid = (triton.cdiv(M, block_o),)")
     L.append(f"    {kname}[grid](\n        " + ",\n        ".join(args) + ",\n    )")
+    if spec.full_out_view:
+        outs = [spec.full_out_view.format(o=o) if spec.outputs[j].level == "full" else o for j, o in enumerate(outs)]
     L.append(f"    return ({', '.join(outs)},)")
     helpers = {"_kw_group_strides": GROUP_STRIDES, "_kw_undrop": UNDROP, "_kw_prod": PROD}
     code = kernel + "\n\n\n" + "\n".join(L) + "\n"
     for name, src in ROW_HELPERS.items():
         if name + "(" in code or name + ")" in code or name + "," in code:
             helpers[name] = src
-    return Rendered(launcher=f"{prefix}_{tag}", source=code, helpers=helpers, kernels=[kname])
+    kw = {"dim": f"self.{spec.dim_attr}"} if spec.dim_attr is not None else {}
+    return Rendered(launcher=f"{prefix}_{tag}", source=code, helpers=helpers, kernels=[kname], call_kwargs=kw)
 
 
 PROD = '''

@@ -72,7 +72,8 @@ class ScanFamily:
             self.name,
             region,
             f"{'reversed ' if rev else ''}cum{SCANS[packet_name(scan)]} over dim {dim} of rank {rank}",
-            {"scan": scan, "dim": dim, "rank": rank, "reverse": rev, "flips": flips, "op": SCANS[packet_name(scan)]},
+            {"scan": scan, "dim": dim, "rank": rank, "reverse": rev, "flips": flips, "op": SCANS[packet_name(scan)],
+             "dim_attr": captured.bindings.get(scan.name)},
         )
 
     def configs(self, match: Match, device: DeviceSpec) -> list[dict]:
@@ -162,11 +163,12 @@ class ScanFamily:
         kernel = "@triton.jit\ndef {}(\n    {},\n):\n".format(kname, ",\n    ".join(params)) + "\n".join("    " + x for x in B)
 
         ins = [f"in{i}" for i in range(len(region.inputs))]
-        L = [f"def {prefix}_scan({', '.join(ins)}):", f"    # region: {', '.join(region.ops)}"]
+        L = [f"def {prefix}_scan({', '.join(ins + [f'dim={dim}'])}):", f"    # region: {', '.join(region.ops)}"]
         L.append(f"    shape = tuple(torch.broadcast_shapes({', '.join(f'in{i}.shape' for i in tin)}))")
-        L.append(f"    groups = {kept + [[dim]]}")
-        L.append(f"    Ks = [shape[d] for d in {[g[0] for g in kept]}]")
-        L.append(f"    M, R = _kw_prod(Ks), shape[{dim}]")
+        L.append(f"    d = dim % {rank}  # the scan dim")
+        L.append(f"    groups = [[i] for i in range({rank}) if i != d] + [[d]]")
+        L.append(f"    Ks = [shape[i] for i in range({rank}) if i != d]")
+        L.append("    M, R = _kw_prod(Ks), shape[d]")
         outs = []
         for j, o in enumerate(region.outputs):
             L.append(f"    out{j} = torch.empty(shape, dtype={dtype_expr(o, region.inputs, ins)}, device=in{tin[0]}.device)")
@@ -193,7 +195,8 @@ class ScanFamily:
         helpers = {"_kw_group_strides": GROUP_STRIDES, "_kw_prod": PROD}
         if op == "prod":
             helpers["_kw_mul"] = ROW_HELPERS["_kw_mul"]
-        return Rendered(f"{prefix}_scan", kernel + "\n\n\n" + "\n".join(L) + "\n", helpers, [kname])
+        kw = {"dim": f"self.{sp['dim_attr']}"} if sp.get("dim_attr") else {}
+        return Rendered(f"{prefix}_scan", kernel + "\n\n\n" + "\n".join(L) + "\n", helpers, [kname], kw)
 
 
 def _before(n: fx.Node, scan: fx.Node) -> bool:
