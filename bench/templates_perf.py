@@ -54,7 +54,8 @@ def tune_op(task: Path, device: str, per_region: int) -> tuple[str, list[dict], 
     def time_fn(fn) -> float:
         return triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median") * 1e-3
 
-    point, log = tune.tune_in_process(plan, init, inputs, time_fn, per_region=per_region)
+    point, log = tune.tune_in_process(plan, init, inputs, time_fn, per_region=per_region,
+                                      rounds=SearchConfig().halving_rounds)
     src, label = render_point(plan, point)
     return src, log, label
 

@@ -7,7 +7,6 @@ from its ledger, and integration, verification and the report are redone from wh
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -96,16 +95,20 @@ def run_pipeline(
 
     spent = time.monotonic() - started
     loop_cfg = LoopConfig(budget_s=max(1.0, opts.budget_s - spent), max_experiments=opts.max_experiments)
-    outcomes = optimize_tasks(
-        targets,
-        out,
-        proposers,
-        device=opts.device,
-        judge_cfg=JudgeConfig(device=opts.device),
-        timer_cfg=TimerConfig(device=opts.device),
-        loop_cfg=loop_cfg,
-        console=console,
-    )
+    try:
+        outcomes = optimize_tasks(
+            targets,
+            out,
+            proposers,
+            device=opts.device,
+            judge_cfg=JudgeConfig(device=opts.device),
+            timer_cfg=TimerConfig(device=opts.device),
+            loop_cfg=loop_cfg,
+            console=console,
+        )
+    except KeyboardInterrupt:
+        write_report(out)  # what the ledger holds so far; the same command resumes
+        raise
 
     optimized_path = write_model_optimized(plan, outcomes, out, model_file)
     end_to_end = verify_end_to_end(plan, outcomes, out, model_file, model, inputs, opts, console)
@@ -197,7 +200,3 @@ def _task_file_of(model) -> Path | None:
     if all(f"def {fn}(" in text for fn in ("get_inputs", "get_init_inputs")):
         return path
     return None
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -41,6 +41,9 @@ def run(
         run_pipeline(model, inputs, Path(target), opts, console)
     except KernelwrightError as exc:
         return print_error(exc, json_out=False)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: the ledger is consistent; resume with the same command (--out {out})")
+        return 130
     return 0
 
 

@@ -113,12 +113,18 @@ def classify(node: fx.Node) -> str:
     name = packet_name(node)
     if name in GLUE or name in DROPPED or _is_sym_op(node):
         return "glue"
-    if name in POINTWISE:
+    if name in POINTWISE or _binary_minmax(node):
         return "pointwise"
     for table, kind in _ANCHOR_KIND:
         if name in table:
             return kind
     return "other"
+
+
+def _binary_minmax(node: fx.Node) -> bool:
+    """torch.max(a, b) / torch.min(a, b) are elementwise (aten.max.other), not reductions."""
+    t = node.target
+    return packet_name(node) in ("aten.max", "aten.min") and getattr(t, "_overloadname", "") == "other"
 
 
 def _is_sym_op(node: fx.Node) -> bool:
@@ -175,7 +181,7 @@ def _reduce_signature(node: fx.Node):
         dims = list(range(rank))
     if isinstance(dims, int):
         dims = [dims]
-    if not all(isinstance(d, int) for d in dims):
+    if not isinstance(dims, (list, tuple)) or not all(isinstance(d, int) for d in dims):
         return None
     dims = sorted(d % max(rank, 1) for d in dims)
     return tuple(str(s) for s in shape), tuple(dims)

@@ -213,6 +213,8 @@ def lower(node: fx.Node, arg: Callable[[Any], str]) -> str:
     kw = node.kwargs
     ct = compute_type(node_dtype(node))
     x = a[0] if a else None
+    if name in ("aten.max", "aten.min") and getattr(node.target, "_overloadname", "") == "other":
+        name = "aten.maximum" if name == "aten.max" else "aten.minimum"  # binary torch.max(a, b)
     fn = _TABLE.get(name)
     if fn is None:
         raise Unsupported(f"pointwise op {name} has no template")
@@ -417,4 +419,7 @@ _TABLE: dict[str, Callable] = {
 
 
 def supported(node: fx.Node) -> bool:
-    return packet_name(node) in _TABLE
+    name = packet_name(node)
+    if name in ("aten.max", "aten.min"):
+        return getattr(node.target, "_overloadname", "") == "other"
+    return name in _TABLE
