@@ -61,6 +61,8 @@ class Captured:
     # node name -> root-module int attribute its dim argument reads (`torch.sum(x, self.dim)`);
     # filled by bind_int_attributes(), so an answer can read the attribute at run time
     bindings: dict[str, str] = field(default_factory=dict)
+    # node name -> positions of its arguments that hold the attribute: i (args[i]) or (i, j) (args[i][j])
+    binding_positions: dict[str, list] = field(default_factory=dict)
 
     @property
     def graph(self) -> fx.Graph:
@@ -178,6 +180,34 @@ def _dim_args(node: fx.Node) -> list:
     return [a for a in node.args[1:] if isinstance(a, (int, list, tuple))]
 
 
+def _changed_positions(a: fx.Node, b: fx.Node, value: int, other: int) -> list | None:
+    """Argument positions where a holds `value` and b `other` (negative dims count too); None if
+    anything else differs."""
+    out: list = []
+    if len(a.args) != len(b.args):
+        return None
+
+    def same_dim(x, y) -> bool:
+        return isinstance(x, int) and isinstance(y, int) and (x, y) in ((value, other),) or (
+            isinstance(x, int) and isinstance(y, int) and x < 0 and y < 0 and x - y == value - other)
+
+    for i, (x, y) in enumerate(zip(a.args, b.args)):
+        if isinstance(x, fx.Node) or isinstance(y, fx.Node):
+            continue
+        if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)) and len(x) == len(y):
+            for j, (xx, yy) in enumerate(zip(x, y)):
+                if isinstance(xx, fx.Node) or xx == yy:
+                    continue
+                if not same_dim(xx, yy):
+                    return None
+                out.append((i, j))
+        elif x != y:
+            if not same_dim(x, y):
+                return None
+            out.append(i)
+    return out
+
+
 def bind_int_attributes(model: torch.nn.Module, inputs: list, captured: Captured) -> dict[str, str]:
     """Find which nodes' int arguments come from an int attribute of the root module.
 
@@ -202,11 +232,25 @@ def bind_int_attributes(model: torch.nn.Module, inputs: list, captured: Captured
             if len(nodes) != len(base) or any(a.target != b.target for a, b in zip(base, nodes)):
                 break  # the attribute changes the graph itself: not a plain dim
             diff = [(a, b) for a, b in zip(base, nodes) if a.op == "call_function" and _dim_args(a) != _dim_args(b)]
-            if diff and all(
-                str(_dim_args(a)).replace(str(value), "#") == str(_dim_args(b)).replace(str(other), "#") for a, b in diff
-            ):
+            positions = {a.name: _changed_positions(a, b, value, other) for a, b in diff}
+            if diff and all(p is not None for p in positions.values()):
                 for a, _ in diff:
                     found[a.name] = attr
+                    captured.binding_positions[a.name] = positions[a.name]
             break
     captured.bindings.update(found)
     return found
+
+
+def size_hint(s) -> int:
+    """A concrete int for a (possibly symbolic) size: its hint at the captured shapes.
+    Works on torch 2.11 (GPU image) and 2.13 (CPU), which differ in their symbolic-shape helpers."""
+    if isinstance(s, int):
+        return s
+    try:
+        h = s.node.hint
+        if h is not None:
+            return int(h)
+    except AttributeError:
+        pass
+    return int(s)

@@ -18,23 +18,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
-from ...extract.graph import meta_val
+from ...extract.graph import meta_val, size_hint
 from ..base import Attempt, ProposalContext
 
 if TYPE_CHECKING:
     from .proposer import Plan
 
 
-def _hint(s: Any) -> int:
-    if isinstance(s, int):
-        return s
-    try:
-        h = s.node.hint
-        if h is not None:
-            return int(h)
-    except AttributeError:
-        pass
-    return int(s)
+_hint = size_hint
 
 
 def region_traffic(region, captured) -> tuple[int, int]:

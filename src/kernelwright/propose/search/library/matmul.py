@@ -141,11 +141,9 @@ class MatmulSpec:
 
 
 def _hint(s: Any) -> int:
-    if isinstance(s, int):
-        return s
-    from torch.fx.experimental.symbolic_shapes import optimization_hint
+    from ....extract.graph import size_hint
 
-    return int(optimization_hint(s))
+    return size_hint(s)
 
 
 def _arg(node: fx.Node, i: int | None, name: str, default: Any = None) -> Any:
