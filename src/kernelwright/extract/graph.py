@@ -176,22 +176,39 @@ def meta_val(node: Any):
     return node.meta.get("val") if isinstance(node, fx.Node) else node
 
 
+def _full_args(node: fx.Node) -> tuple:
+    """Positional args with the schema's defaults filled in (cat(xs) and cat(xs, 0) compare equal)."""
+    args = list(node.args)
+    schema = getattr(node.target, "_schema", None)
+    if schema is not None:
+        pos = [a for a in schema.arguments if not a.kwarg_only]
+        for a in pos[len(args):]:
+            if a.name in node.kwargs:
+                args.append(node.kwargs[a.name])
+            elif a.has_default_value():
+                args.append(a.default_value)
+            else:
+                break
+    return tuple(args)
+
+
 def _dim_args(node: fx.Node) -> list:
-    return [a for a in node.args[1:] if isinstance(a, (int, list, tuple))]
+    return [a for a in _full_args(node)[1:] if isinstance(a, (int, list, tuple))]
 
 
 def _changed_positions(a: fx.Node, b: fx.Node, value: int, other: int) -> list | None:
     """Argument positions where a holds `value` and b `other` (negative dims count too); None if
     anything else differs."""
     out: list = []
-    if len(a.args) != len(b.args):
+    a_args, b_args = _full_args(a), _full_args(b)
+    if len(a_args) != len(b_args):
         return None
 
     def same_dim(x, y) -> bool:
         return isinstance(x, int) and isinstance(y, int) and (x, y) in ((value, other),) or (
             isinstance(x, int) and isinstance(y, int) and x < 0 and y < 0 and x - y == value - other)
 
-    for i, (x, y) in enumerate(zip(a.args, b.args)):
+    for i, (x, y) in enumerate(zip(a_args, b_args)):
         if isinstance(x, fx.Node) or isinstance(y, fx.Node):
             continue
         if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)) and len(x) == len(y):

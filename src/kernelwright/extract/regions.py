@@ -321,7 +321,29 @@ class _Partitioner:
                 self._add(gid, n)
         if self.fuse:
             self._merge_pointwise_producers()
+            self._absorb_exclusive_scans()
         return [self._region(gid) for gid in range(len(self.groups)) if self.groups[gid]]
+
+    def _absorb_exclusive_scans(self) -> None:
+        """cat([zeros_like(..), cumsum(x[.., :-1])], dim): KernelBench's exclusive scan. The cat and
+        its constant operand join the scan's region (the scan template shifts by one)."""
+        for n in self.cap.graph.nodes:
+            if packet_name(n) != "aten.cat" or n not in self.owner:
+                continue
+            parts = n.args[0]
+            if not isinstance(parts, (list, tuple)) or len(parts) != 2:
+                continue
+            const, scanned = parts
+            g_scan, g_const = self.owner.get(scanned), self.owner.get(const)
+            if g_scan is None or g_const is None or self.group_kind[g_scan] != "scan":
+                continue
+            if self.groups[g_const] != [const] or packet_name(const) not in ("aten.zeros_like", "aten.ones_like", "aten.full_like"):
+                continue
+            if len(const.users) != 1 or len(self.groups[self.owner[n]]) != 1:
+                continue
+            for m in (const, n):
+                self.groups[self.owner[m]] = []
+                self._add(g_scan, m)
 
     def _merge_pointwise_producers(self) -> None:
         """A pointwise group read only by one other pointwise group is recomputed inside it (e.g.

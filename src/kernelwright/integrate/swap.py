@@ -12,7 +12,6 @@ Regions without a winner, and glue between regions, run as the model's own ATen 
 """
 from __future__ import annotations
 
-import json
 import pprint
 import shutil
 from pathlib import Path

@@ -82,7 +82,20 @@ def _source_expr(src) -> str:
     raise Unsupported(f"lifted tensor constant {src.target} (a tensor created inside forward from data)")
 
 
+class _Raw(str):
+    """Source text placed as is (an attribute read)."""
+
+
+class _NodeView:
+    """A node with substituted args, for rendering only."""
+
+    def __init__(self, node: fx.Node, args: tuple):
+        self.target, self.args, self.kwargs, self.name = node.target, args, node.kwargs, node.name
+
+
 def _literal(x: Any, name_of) -> str:
+    if isinstance(x, _Raw):
+        return str(x)
     if isinstance(x, fx.Node):
         return name_of(x)
     if isinstance(x, (list, tuple)):
@@ -101,8 +114,21 @@ def _literal(x: Any, name_of) -> str:
     return repr(x)
 
 
-def _glue_line(node: fx.Node, name_of) -> str:
+def _glue_line(node: fx.Node, name_of, bound: tuple[str, list] | None = None) -> str:
+    """One torch call; `bound` = (attribute, positions) renders those args as self.<attribute>."""
     t = node.target
+    if bound is not None:
+        attr, positions = bound
+        from ...extract.graph import _full_args
+
+        args = [list(a) if isinstance(a, (list, tuple)) else a for a in _full_args(node)]
+        for p in positions:
+            if isinstance(p, tuple):
+                args[p[0]][p[1]] = _Raw(f"self.{attr}")
+            else:
+                args[p] = _Raw(f"self.{attr}")
+        node = _NodeView(node, tuple(args))
+        t = node.target
     if t is operator.getitem:
         return f"{node.name} = {name_of(node.args[0])}[{node.args[1]!r}]"
     if t in _OPERATORS:
@@ -213,7 +239,10 @@ def assemble(
             outs = ", ".join(o.name for o in u.outputs)
             body.append(f"({outs},) = {launcher_of[id(u)]}({ins}{kwargs_of[id(u)]})")
         elif packet_name(u) not in DROPPED:
-            body.append(_glue_line(u, name_of))
+            bound = None
+            if u.name in captured.bindings:
+                bound = (captured.bindings[u.name], captured.binding_positions.get(u.name, []))
+            body.append(_glue_line(u, name_of, bound))
     leaves: list[str] = []
     for out in captured.outputs:
         val = name_of(out.node) if out.node is not None else repr(out.value)

@@ -48,6 +48,20 @@ class ScanFamily:
         dim = scan.args[1] % rank
         if scan.kwargs.get("dtype") is not None:
             raise Unsupported("scan with a dtype argument")
+        cats = [n for n in region.nodes if packet_name(n) == "aten.cat"]
+        shift_const = None
+        if cats:  # exclusive scan as KernelBench writes it: cat([zeros_like(..), cumsum(x[:, :-1])], dim)
+            cat = cats[0]
+            const, scanned = cat.args[0]
+            cat_dim = (cat.args[1] if len(cat.args) > 1 else 0) % rank
+            if len(cats) != 1 or scanned is not scan or cat_dim != dim or region.nodes[-1] is not cat:
+                raise Unsupported("a cat in a scan region other than a leading constant on the scan dim")
+            shift_const = {"aten.zeros_like": 0.0, "aten.ones_like": 1.0}.get(packet_name(const))
+            if shift_const is None:
+                fill = const.args[1] if len(const.args) > 1 else None
+                if not isinstance(fill, (int, float)):
+                    raise Unsupported("exclusive scan with a non-constant first element")
+                shift_const = float(fill)
         flips = [n for n in region.nodes if packet_name(n) == "aten.flip"]
         for f in flips:
             if [d % rank for d in f.args[1]] != [dim]:
@@ -57,15 +71,16 @@ class ScanFamily:
         if len(flips) != len(before) + len(after) or len(before) != len(after):
             raise Unsupported("a flip on one side of the scan only")
         full = shape_key(scan)
+        extra = set(cats) | ({cats[0].args[0][0]} if cats else set())
         for n in region.nodes:
-            if n is scan or n in flips:
+            if n is scan or n in flips or n in extra:
                 continue
             if not expr.supported(n):
                 raise Unsupported(f"{packet_name(n)} in a scan region")
             if shape_key(n) != full:
                 raise Unsupported("a pointwise op of another shape than the scan")
         for o in region.outputs:
-            if shape_key(o) != full:
+            if shape_key(o) != full and o not in cats:
                 raise Unsupported("an output of another shape than the scan")
         rev = bool(before)
         return Match(
@@ -73,7 +88,7 @@ class ScanFamily:
             region,
             f"{'reversed ' if rev else ''}cum{SCANS[packet_name(scan)]} over dim {dim} of rank {rank}",
             {"scan": scan, "dim": dim, "rank": rank, "reverse": rev, "flips": flips, "op": SCANS[packet_name(scan)],
-             "dim_attr": captured.bindings.get(scan.name)},
+             "dim_attr": captured.bindings.get(scan.name), "shift": shift_const, "extra": extra},
         )
 
     def configs(self, match: Match, device: DeviceSpec) -> list[dict]:
@@ -90,7 +105,9 @@ class ScanFamily:
         kept = [[d] for d in range(rank) if d != dim]
         # merge adjacent kept dims is left to _kw_group_strides per group; one group per dim here
         KG = len(kept)
-        tin = [i for i, a in enumerate(region.inputs) if is_tensor(a)]
+        # inputs only the exclusive scan's constant reads (its shape source) are not loaded
+        readers = [n for n in region.nodes if n not in sp.get("extra", set())]
+        tin = [i for i, a in enumerate(region.inputs) if is_tensor(a) and any(a in n.all_input_nodes for n in readers)]
         sin = [i for i, a in enumerate(region.inputs) if not is_tensor(a)]
         kname = f"_{prefix}_scan_kernel"
         neutral = "0.0" if op == "sum" else "1.0"
@@ -100,11 +117,12 @@ class ScanFamily:
         for i in range(len(region.inputs)):
             if i in tin:
                 params += [f"in{i}_ptr"] + [f"in{i}_k{g}" for g in range(KG)] + [f"in{i}_q"]
-            else:
+            elif i in sin:
                 params.append(f"in{i}")
         for j in range(len(region.outputs)):
             params += [f"out{j}_ptr"] + [f"out{j}_k{g}" for g in range(KG)] + [f"out{j}_q"]
         params += ["M", "R"] + [f"K{g}" for g in range(KG)]
+        shift = sp.get("shift")
         params += ["ONE_PASS: tl.constexpr", "REVERSE: tl.constexpr", "BLOCK_O: tl.constexpr", "BLOCK_R: tl.constexpr"]
 
         B = ["pid = tl.program_id(0)", "o = pid.to(tl.int64) * BLOCK_O + tl.arange(0, BLOCK_O)", "omask = o < M", "rem = o"]
@@ -125,8 +143,9 @@ class ScanFamily:
                 value[a] = f"a{i}"
             for i in sin:
                 value[region.inputs[i]] = f"in{i}"
-            pro = [n for n in region.nodes if n is not scan and n not in sp["flips"] and _before(n, scan)]
-            epi = [n for n in region.nodes if n is not scan and n not in sp["flips"] and not _before(n, scan)]
+            skip = set(sp["flips"]) | sp.get("extra", set())
+            pro = [n for n in region.nodes if n is not scan and n not in skip and _before(n, scan)]
+            epi = [n for n in region.nodes if n is not scan and n not in skip and not _before(n, scan)]
             emit_chain(pro, value, L)
             src_node = scan.args[0]
             src = value[src_node.args[0]] if src_node in sp["flips"] else value[src_node]
@@ -146,9 +165,15 @@ class ScanFamily:
                     value[f] = "s"
             emit_chain(epi, value, L)
             for j, o in enumerate(region.outputs):
-                L.append(f"tl.store(out{j}_ptr + out{j}_oo[:, None] + (r * out{j}_q)[None, :], {value[o]}, mask=m2)")
+                if shift is not None:  # exclusive: element r of the scan lands at r + 1
+                    L.append(f"tl.store(out{j}_ptr + out{j}_oo[:, None] + ((r + 1) * out{j}_q)[None, :], s, mask=m2)")
+                else:
+                    L.append(f"tl.store(out{j}_ptr + out{j}_oo[:, None] + (r * out{j}_q)[None, :], {value[o]}, mask=m2)")
             return L
 
+        if shift is not None:
+            B += [f"tl.store(out{j}_ptr + out{j}_oo, tl.full([BLOCK_O], {shift!r}, tl.float32), mask=omask)"
+                  for j in range(len(region.outputs))]
         B.append("if ONE_PASS:")
         B += ["    " + x for x in chunk("0", False)]
         B.append("else:")
@@ -170,19 +195,23 @@ class ScanFamily:
         L.append(f"    Ks = [shape[i] for i in range({rank}) if i != d]")
         L.append("    M, R = _kw_prod(Ks), shape[d]")
         outs = []
+        if sp.get("shift") is not None:
+            L.append("    out_shape = tuple(s + 1 if i == d else s for i, s in enumerate(shape))  # the leading constant")
+        else:
+            L.append("    out_shape = shape")
         for j, o in enumerate(region.outputs):
-            L.append(f"    out{j} = torch.empty(shape, dtype={dtype_expr(o, region.inputs, ins)}, device=in{tin[0]}.device)")
+            L.append(f"    out{j} = torch.empty(out_shape, dtype={dtype_expr(o, region.inputs, ins)}, device=in{tin[0]}.device)")
             outs.append(f"out{j}")
-        L.append(f"    if M * R == 0:\n        return ({', '.join(outs)},)")
+        L.append(f"    if M == 0:\n        return ({', '.join(outs)},)")
         args = []
         for i in range(len(region.inputs)):
             if i in tin:
                 L.append(f"    in{i}_st = _kw_group_strides(in{i}, shape, groups)")
                 args += [f"in{i}", f"*in{i}_st"]
-            else:
+            elif i in sin:
                 args.append(f"in{i}")
         for j in range(len(region.outputs)):
-            L.append(f"    out{j}_st = _kw_group_strides(out{j}, shape, groups)")
+            L.append(f"    out{j}_st = _kw_group_strides(out{j}, out_shape, groups)")
             args += [f"out{j}", f"*out{j}_st"]
         L.append(f"    one_pass = R <= {config['ONE_PASS_MAX']}")
         L.append(f"    block_r = triton.next_power_of_2(R) if one_pass else {config['BLOCK_R']}")
