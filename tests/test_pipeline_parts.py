@@ -3,7 +3,6 @@ task extraction (each task reproduces its region on the model's real values), an
 rewrite (every region swapped for its task's own reference still computes the model, at other shapes too)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
