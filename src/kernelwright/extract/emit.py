@@ -75,6 +75,8 @@ class InputRole:
     kind: str  # "input" (forward arg), "node" (a graph node outside the region), "parameter", "buffer", "constant"
     target: str  # arg index as text, node key (integrate.runtime.kw_node_keys), parameter/buffer FQN, or constant name
     weight: str = ""  # "weight<j>" when the task holds it as a parameter/buffer; "" for activations
+    dtype: str = ""  # "torch.float32": the runtime checks it found the same value again
+    rank: int = -1
 
 
 @dataclass
@@ -270,6 +272,7 @@ def emit_tasks(
                 if a.name in wnames or a.name in act_pos:
                     role = _role(cap, a, keys)
                     role.weight = wnames.get(a.name, "")
+                    role.dtype, role.rank = str(meta_val(a).dtype), meta_val(a).dim()
                     er.inputs.append(role)
         except ValueError as exc:
             er.skipped = f"not extractable: {exc}"

@@ -59,7 +59,7 @@ NORM = frozenset(
 LOSS = frozenset(
     "aten." + s
     for s in """
-    mse_loss l1_loss smooth_l1_loss huber_loss cross_entropy_loss nll_loss nll_loss_forward
+    mse_loss l1_loss smooth_l1_loss huber_loss cross_entropy_loss nll_loss nll_loss_nd nll_loss_forward
     nll_loss2d nll_loss2d_forward kl_div binary_cross_entropy binary_cross_entropy_with_logits
     hinge_embedding_loss soft_margin_loss triplet_margin_loss margin_ranking_loss cosine_embedding_loss
     """.split()

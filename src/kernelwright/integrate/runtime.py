@@ -168,7 +168,18 @@ def kw_rewrite(gm, roles, regions):
     def region_inputs(spec):
         out = []
         for r in spec["inputs"]:
-            out.append(find(r["target"], spec) if r["kind"] == "node" else by_role[(r["kind"], r["target"])])
+            n = find(r["target"], spec) if r["kind"] == "node" else by_role[(r["kind"], r["target"])]
+            # Same rank and the same kind of dtype (the model may run in another float dtype than the
+            # one it was optimized in, which the kernels must handle; a float where an index was is wrong).
+            v = n.meta.get("val")
+            want_float = r.get("dtype", "").startswith(("torch.float", "torch.bfloat", "torch.half"))
+            got_float = bool(getattr(v, "is_floating_point", lambda: False)())
+            if r.get("dtype") and (getattr(v, "ndim", -1) != r["rank"] or want_float != got_float):
+                raise RuntimeError(
+                    f"kernelwright: region {spec['region_index']} input {r['target']} should be a rank-{r['rank']} "
+                    f"{r['dtype']} tensor, the traced graph has {v!r}: the graph differs from the one optimized"
+                )
+            out.append(n)
         return out
 
     def item(n):

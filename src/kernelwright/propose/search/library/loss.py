@@ -1,7 +1,8 @@
 """Loss family, through the row engine:
   - MSE, L1, smooth-L1, Huber, KL divergence (mean / sum / none): the pointwise loss reduced over
     every dim (a following `/ batch` for 'batchmean' is a fused epilogue);
-  - cross-entropy over [B, C] logits with class targets (ignore_index honoured, mean or sum): one
+  - cross-entropy (and NLL: the same without the logsumexp) over [B, C] logits with class
+    targets (ignore_index honoured, mean or sum): one
     row kernel computes per row logsumexp - x[target] (max-subtracted; x[target] picked by a masked
     sum over the row) and a validity flag, then a one-program kernel sums the rows in a fixed
     order (deterministic) and divides by the number of valid targets.
@@ -14,7 +15,7 @@ from ..codegen import dtype_expr, shape_key
 from ..family import Match, Rendered, Unsupported
 from ..rowengine import ROW_CONFIGS, OutSpec, RowFamily, RowSpec, _arg, _Builder, render_row
 
-CE = {"aten.cross_entropy_loss"}
+CE = {"aten.cross_entropy_loss", "aten.nll_loss_nd", "aten.nll_loss"}
 
 CE_FINISH = '''
 @triton.jit
@@ -44,6 +45,8 @@ def _lower_ce(region: Region) -> tuple[RowSpec, int]:
     reduction = int(_arg(n, 3, "reduction", 1))
     ignore = int(_arg(n, 4, "ignore_index", -100))
     smoothing = float(_arg(n, 5, "label_smoothing", 0.0))
+    if packet_name(n) != "aten.cross_entropy_loss":  # nll_loss(_nd)(x, t, weight, reduction, ignore_index)
+        smoothing = 0.0
     if weight is not None or smoothing != 0.0:
         raise Unsupported("cross-entropy with class weights or label smoothing")
     if len(shape_key(x)) != 2 or len(shape_key(t)) != 1:
@@ -55,10 +58,13 @@ def _lower_ce(region: Region) -> tuple[RowSpec, int]:
         b.pw(p)
     xv = b.value(x)
     tv = b.value(t, "drop")
-    m = b.reduce("max", xv, hint="rowmax")
-    s = b.reduce("sum", b.e("tl.exp({0} - {1})", xv, m), hint="rowsum")
     picked = b.reduce("sum", b.e("tl.where(r[None, :] == {1}, {0}, 0.0)", xv, tv), hint="picked")
-    loss = b.e(f"tl.where({{2}} != {ignore}, tl.log({{1}}) + {{0}} - {{3}}, 0.0)", m, s, tv, picked, hint="rowloss")
+    if packet_name(n) == "aten.cross_entropy_loss":
+        m = b.reduce("max", xv, hint="rowmax")
+        s = b.reduce("sum", b.e("tl.exp({0} - {1})", xv, m), hint="rowsum")
+        loss = b.e(f"tl.where({{2}} != {ignore}, tl.log({{1}}) + {{0}} - {{3}}, 0.0)", m, s, tv, picked, hint="rowloss")
+    else:  # NLL: x already holds log-probabilities
+        loss = b.e(f"tl.where({{0}} != {ignore}, -{{1}}, 0.0)", tv, picked, hint="rowloss")
     valid = b.e(f"tl.where({{0}} != {ignore}, 1.0, 0.0)", tv, hint="valid")
     spec = RowSpec(rank=2, red_dims=(1,), domain_arg=0, ops=b.ops, nargs=len(b.args))
     spec.outputs = [OutSpec(None, loss, "red"), OutSpec(None, valid, "red")]
