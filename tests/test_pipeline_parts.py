@@ -178,9 +178,17 @@ def test_runtime_rewrite_with_reference_winners(tmp_path):
             for a, b in zip(ref, got):
                 torch.testing.assert_close(a, b, rtol=0, atol=0)
         # each region really went through the rewrite: the cached graph calls one function per region
-        gm = next(iter(live._kw_runtime.graphs.values()))[0]
+        gm = next(iter(live._kw_runtime.fast.values()))[0]
         calls = [n for n in gm.graph.nodes if n.op == "call_function" and getattr(n.target, "__name__", "").startswith("kw_")]
         assert len(calls) == sum(1 for e in emitted if e.task)
+        # one export serves both sizes >= 2; size 1 is specialized by export, so it gets its own
+        exports = sum(len(v) for v in live._kw_runtime.shared.values())
+        assert exports == (2 if cap.dynamic else 3)
+        # and a reused graph is right at yet another size
+        xi = [torch.randn(4, 3, 12)]
+        for a, b in zip(model(*xi), live(*xi)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert sum(len(v) for v in live._kw_runtime.shared.values()) == exports
     # the file form: standalone (no kernelwright import), same state_dict keys, same outputs
     params, call = forward_signature(type(model).forward)
     src = render(plan, outcomes, f.read_text(), {t.name: outcomes[t.name].best_path for t in tasks}, params, call)

@@ -2,7 +2,8 @@
 # This block is copied verbatim into DIR/model_optimized.py (and imported by kernelwright.optimize()
 # for the live module). It imports torch only.
 #
-# How it works, and why this way: on the first call at each set of input shapes/dtypes, the model's
+# How it works, and why this way: on the first call with a new kind of input (KwRuntime says which
+# sizes one export serves), the model's
 # own forward is exported to an ATen graph exactly as kernelwright captured it (torch.export, then
 # run_decompositions({})); every region listed in _KW_PLAN is located by its node names and ATen
 # targets, checked, and collapsed into one call of its winning kernel (ModelNew of the kernel's
@@ -185,17 +186,20 @@ def kw_rewrite(gm, roles, regions):
     def item(n):
         return ("r", owner[n]) if n in owner else ("n", n.name)
 
-    # Export's own checks (dtype/shape asserts on values it traced) go: the graph is re-exported for
-    # every input signature, so they hold by construction, and each costs a Python call per forward.
-    # Any other outside reader of a value inside a region means the plan is wrong for this graph.
+    # Export's dtype/layout asserts on traced values go (a graph is only reused for inputs of the
+    # same dtypes, so they hold, and each costs a Python call per forward); its asserts on sizes stay.
+    # A check that reads a value inside a region goes too: the value no longer exists. Any other
+    # outside reader of a value inside a region means the plan is wrong for this graph.
     outputs = {find(key, spec) for spec, _ in regions for key in spec["outputs"]}
     dropped = set()
     for n in nodes:
         if n in owner:
             continue
-        if n.op == "call_function" and any(tag in str(n.target) for tag in _KW_CHECK_OPS) and not n.users:
+        is_check = n.op == "call_function" and any(tag in str(n.target) for tag in _KW_CHECK_OPS) and not n.users
+        reads_inside = any(a in owner and a not in outputs for a in n.all_input_nodes)
+        if is_check and (reads_inside or "_assert_tensor_metadata" in str(n.target)):
             dropped.add(n)
-        elif any(a in owner and a not in outputs for a in n.all_input_nodes):
+        elif reads_inside:
             raise RuntimeError(f"kernelwright: {n.name} ({n.target}) reads a value inside a region the plan replaces")
     nodes = [n for n in nodes if n not in dropped]
 
@@ -243,25 +247,93 @@ def kw_rewrite(gm, roles, regions):
 
 
 class KwRuntime:
-    """Per module instance: the plan, the kernels, and one rewritten graph per input signature."""
+    """The plan, the kernels, and the rewritten graphs: one per kind of input.
 
-    def __init__(self, plan, kernels):
+    `shared` (one dict for all instances of a class) maps what the graph depends on, apart from
+    sizes the export left symbolic (train/eval, every weight's shape, dtype and device, each input's
+    rank, dtype and device), to the graphs exported so far, each with the sizes it holds for: fixed
+    sizes must match, symbolic ones must lie in the range export recorded (and be >= 2, since export
+    specializes 0 and 1). So one export serves every batch and sequence length. `self.fast` remembers
+    exact signatures this instance has seen.
+    """
+
+    def __init__(self, plan, kernels, shared=None):
         self.plan = plan
         self.kernels = kernels  # task name -> ModelNew class
-        self.graphs = {}
+        self.shared = {} if shared is None else shared
+        self.fast = {}
         self.tracing = False
 
-    def _key(self, module, args):
-        """What decides the exported graph: the inputs' shapes, dtypes and devices, train/eval, and
-        the weights' dtype and device (the judge moves a model with .to(dtype)). Weight shapes are
-        fixed by the constructor, so one parameter stands for all."""
+    @staticmethod
+    def _sig(x):
+        return (tuple(x.shape), x.dtype, x.device) if isinstance(x, _kw_torch.Tensor) else repr(x)
 
-        def sig(x):
-            return (tuple(x.shape), x.dtype, x.device) if isinstance(x, _kw_torch.Tensor) else repr(x)
-
+    def _fast_key(self, module, args):
+        # Weight shapes are fixed by the constructor, so on one instance one parameter stands for all
+        # (its dtype and device change with .to()).
         first = next(iter(module.parameters()), None)
         weights = (first.dtype, first.device) if first is not None else None
-        return (module.training, tuple(sig(a) for a in args), weights)
+        return (module.training, tuple(self._sig(a) for a in args), weights)
+
+    def _graph_key(self, module, args):
+        state = tuple(self._sig(t) for t in module.state_dict(keep_vars=True).values())
+        kinds = tuple((a.ndim, a.dtype, a.device) if isinstance(a, _kw_torch.Tensor) else repr(a) for a in args)
+        return (module.training, state, kinds)
+
+    @staticmethod
+    def _sizes_held(ep, args):
+        """Per input: per dim, an int (fixed by the export) or (symbol, low, high) (symbolic)."""
+        from torch.export.graph_signature import InputKind
+
+        placeholders = {n.name: n for n in ep.graph_module.graph.nodes if n.op == "placeholder"}
+        users = [s for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
+        held = []
+        for spec, a in zip(users, args):
+            val = placeholders[spec.arg.name].meta.get("val")
+            if not isinstance(a, _kw_torch.Tensor) or val is None:
+                held.append(None)
+                continue
+            dims = []
+            for d, concrete in zip(val.shape, a.shape):
+                expr = getattr(getattr(d, "node", None), "expr", None)
+                if expr is None or not getattr(expr, "is_Symbol", False):
+                    dims.append(int(concrete))
+                    continue
+                vr = ep.range_constraints.get(expr)
+                lo = int(vr.lower) if vr is not None else 2
+                try:
+                    hi = int(vr.upper) if vr is not None else None
+                except (TypeError, ValueError, OverflowError, AttributeError):  # unbounded above (sympy oo)
+                    hi = None
+                dims.append((str(expr), max(lo, 2), hi))
+            held.append(dims)
+        return held
+
+    @staticmethod
+    def _fits(held, args):
+        bound = {}
+        for dims, a in zip(held, args):
+            if dims is None:
+                continue
+            for d, n in zip(dims, a.shape):
+                n = int(n)
+                if isinstance(d, int):
+                    if d != n:
+                        return False
+                    continue
+                name, lo, hi = d
+                if n < lo or (hi is not None and n > hi) or bound.setdefault(name, n) != n:
+                    return False
+        return True
+
+    def _graph(self, module, args):
+        key = self._graph_key(module, args)
+        for held, entry in self.shared.get(key, []):
+            if self._fits(held, args):
+                return entry
+        held, entry = self._build(module, args)
+        self.shared.setdefault(key, []).append((held, entry))
+        return entry
 
     def _build(self, module, args):
         self.tracing = True
@@ -287,15 +359,15 @@ class KwRuntime:
             kind, target = roles[n.name]
             getters.append((kind, target))
         outs = [(s.kind.name, s.target) for s in ep.graph_signature.output_specs]
-        return gm, getters, outs, dict(ep.constants), ep.call_spec.out_spec
+        return self._sizes_held(ep, args), (gm, getters, outs, dict(ep.constants), ep.call_spec.out_spec)
 
     def __call__(self, module, original_forward, args):
         if self.tracing:
             return original_forward(module, *args)
-        key = self._key(module, args)
-        entry = self.graphs.get(key)
+        key = self._fast_key(module, args)
+        entry = self.fast.get(key)
         if entry is None:
-            entry = self.graphs[key] = self._build(module, args)
+            entry = self.fast[key] = self._graph(module, args)
         gm, getters, outs, constants, out_spec = entry
         vals = []
         for kind, target in getters:
