@@ -196,6 +196,11 @@ def _dim_args(node: fx.Node) -> list:
     return [a for a in _full_args(node)[1:] if isinstance(a, (int, list, tuple))]
 
 
+# Int attributes of submodules a checker changes through the task's constructor (num_groups of
+# nn.GroupNorm). Root-module int attributes are always tried.
+BINDABLE_SUBMODULE_ATTRS = {"GroupNorm": ("num_groups",)}
+
+
 def _changed_positions(a: fx.Node, b: fx.Node, value: int, other: int) -> list | None:
     """Argument positions where a holds `value` and b `other` (negative dims count too); None if
     anything else differs."""
@@ -234,17 +239,23 @@ def bind_int_attributes(model: torch.nn.Module, inputs: list, captured: Captured
     it. Attributes that change anything else (shapes, the graph) are left unbound."""
     base = [n for n in captured.graph.nodes]
     found: dict[str, str] = {}
-    for attr, value in list(vars(model).items()):
+    candidates = [(model, attr, attr) for attr in vars(model)]
+    for path, mod in model.named_modules():
+        for attr in BINDABLE_SUBMODULE_ATTRS.get(type(mod).__name__, ()):
+            if path:
+                candidates.append((mod, attr, f"{path}.{attr}"))
+    for owner, attr, name in candidates:
+        value = getattr(owner, attr, None)
         if type(value) is not int or attr.startswith("_"):
             continue
         for other in (value + 1, value - 1, value + 2):
             try:
-                setattr(model, attr, other)
+                setattr(owner, attr, other)
                 alt = capture(model, inputs, dynamic=captured.dynamic)
             except Exception:
                 continue
             finally:
-                setattr(model, attr, value)
+                setattr(owner, attr, value)
             nodes = list(alt.graph.nodes)
             if len(nodes) != len(base) or any(a.target != b.target for a, b in zip(base, nodes)):
                 break  # the attribute changes the graph itself: not a plain dim
@@ -252,7 +263,7 @@ def bind_int_attributes(model: torch.nn.Module, inputs: list, captured: Captured
             positions = {a.name: _changed_positions(a, b, value, other) for a, b in diff}
             if diff and all(p is not None for p in positions.values()):
                 for a, _ in diff:
-                    found[a.name] = attr
+                    found[a.name] = name
                     captured.binding_positions[a.name] = positions[a.name]
             break
     captured.bindings.update(found)

@@ -158,6 +158,8 @@ class RowSpec:
     # gives launcher lines that rebind in{i} and define `shape`, and how a full output is viewed back
     prelude: list[str] = field(default_factory=list)
     full_out_view: str = ""  # e.g. "{o}.view(in0.shape)"
+    extra_params: dict = field(default_factory=dict)  # launcher keyword -> default (source text)
+    call_kwargs: dict = field(default_factory=dict)  # launcher keyword -> forward expression
 
     @property
     def stages(self) -> int:
@@ -356,11 +358,17 @@ def _correction(n) -> float:
 
 
 def _var_parts(b, x, corr: float):
+    """(mean, var) by the corrected two-pass algorithm: mean0 = sum(x)/n, then d = x - mean0 and
+    mean = mean0 + sum(d)/n, var = (sum(d^2) - sum(d)^2/n) / (n - corr). The sum(d) term removes
+    the fp32 rounding of mean0, which otherwise dominates on near-constant rows (3 + 1e-3 noise:
+    an ulp of the mean times rstd ~ 300 is over 1e-4)."""
     s = b.reduce("sum", x)
-    mean = b.e("tl.div_rn({0}, RN)", s, hint="mean")
-    d = b.e("{0} - {1}", x, mean, hint="d")
+    mean0 = b.e("tl.div_rn({0}, RN)", s, hint="mean0")
+    d = b.e("{0} - {1}", x, mean0, hint="d")
+    sd = b.reduce("sum", d, hint="sumd")
     ss = b.reduce("sum", b.e("{0} * {0}", d, hint="d2"))
-    var = b.e(f"tl.div_rn({{0}}, RN - {corr!r})", ss, hint="var")
+    mean = b.e("{0} + tl.div_rn({1}, RN)", mean0, sd, hint="mean")
+    var = b.e(f"tl.div_rn({{0}} - tl.div_rn({{1}} * {{1}}, RN), RN - {corr!r})", ss, sd, hint="var")
     return mean, var
 
 
@@ -914,7 +922,8 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
 
     # ---- launcher ----
     ins = [f"in{i}" for i in range(spec.nargs)]
-    sig = ", ".join(ins + ([f"dim={spec.red_dims[0]}"] if spec.dim_attr is not None else []))
+    sig = ", ".join(ins + ([f"dim={spec.red_dims[0]}"] if spec.dim_attr is not None else [])
+                    + [f"{k}={v}" for k, v in spec.extra_params.items()])
     L = [f"def {prefix}_{tag}({sig}):", f"    # region: {', '.join(region.ops)}"]
     L.append(f"    # domain rank {spec.rank}, reduced dims {list(spec.red_dims)}; kept groups {kept}, reduced groups {red}")
     if spec.dim_attr is not None:
@@ -1004,6 +1013,7 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
         if name + "(" in code or name + ")" in code or name + "," in code:
             helpers[name] = src
     kw = {"dim": f"self.{spec.dim_attr}"} if spec.dim_attr is not None else {}
+    kw.update(spec.call_kwargs)
     return Rendered(launcher=f"{prefix}_{tag}", source=code, helpers=helpers, kernels=[kname], call_kwargs=kw)
 
 

@@ -13,7 +13,7 @@ from ..family import Match, Unsupported
 from ..rowengine import ROW_CONFIGS, Load, OutSpec, RowFamily, RowSpec, _arg, _Builder, _var_parts
 
 
-def _lower_group_norm(region: Region) -> RowSpec:
+def _lower_group_norm(region: Region, captured: Captured) -> RowSpec:
     """GroupNorm over x [B, C, *]: the launcher views x as [B, G, C/G, S] and reduces dims (2, 3);
     weight and bias [C] are viewed as [1, G, C/G, 1]. Epilogue ops may read x-shaped tensors."""
     n = region.nodes[0]
@@ -51,7 +51,7 @@ def _lower_group_norm(region: Region) -> RowSpec:
     spec.outputs = [OutSpec(o, o, "full") for o in region.outputs]
     spec.prelude = [
         f"xshape = tuple(in{xi}.shape)",
-        f"G = {groups}",
+        "G = groups",
         "shape = (xshape[0], G, xshape[1] // G, _kw_prod(xshape[2:]))  # [B, G, C/G, S]",
     ]
     for i, a in enumerate(b.args):
@@ -62,6 +62,10 @@ def _lower_group_norm(region: Region) -> RowSpec:
         else:
             spec.prelude.append(f"in{i} = in{i}.expand(xshape).reshape(shape)")
     spec.full_out_view = "{o}.view(xshape)"
+    spec.extra_params = {"groups": str(groups)}
+    attr = captured.bindings.get(n.name)
+    if attr is not None:  # the module's num_groups, read at run time
+        spec.call_kwargs = {"groups": f"self.{attr}"}
     spec.label = f"group norm ({groups} groups) as [B, G, C/G, S], two-pass variance"
     return spec
 
@@ -83,7 +87,7 @@ class NormFamily(RowFamily):
 
     def match(self, region: Region, captured: Captured):
         if any(packet_name(n) == "aten.group_norm" for n in region.nodes):
-            return Match(self.name, region, "group norm", {"row": _lower_group_norm(region), "layout": "rows"})
+            return Match(self.name, region, "group norm", {"row": _lower_group_norm(region, captured), "layout": "rows"})
         return super().match(region, captured)
 
 
