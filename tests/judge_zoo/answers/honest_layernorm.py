@@ -14,6 +14,9 @@ def _layernorm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, cols, eps, BLOCK: tl.constexpr
     # ulp of error in the mean is amplified by 1/sqrt(eps) (seen on an H200: 5.6e-4 abs error).
     mean = tl.div_rn(tl.sum(x, axis=0), cols.to(tl.float32))
     d = tl.where(mask, x - mean, 0.0)  # two-pass variance: no E[x^2] - E[x]^2 cancellation
+    # The fp32 mean is off by up to half an ulp of |mean|; on near-constant rows (3 + 1e-3 * N(0, 1))
+    # that is 1e-4 of the spread. Subtract the residual mean once more to remove it.
+    d = tl.where(mask, d - tl.div_rn(tl.sum(d, axis=0), cols.to(tl.float32)), 0.0)
     var = tl.div_rn(tl.sum(d * d, axis=0), cols.to(tl.float32))
     w = tl.load(w_ptr + offs, mask=mask)
     b = tl.load(b_ptr + offs, mask=mask)
