@@ -86,7 +86,8 @@ def _dynamic_spec(inputs: list) -> tuple:
 def _export(model: torch.nn.Module, inputs: tuple, dynamic: bool):
     kwargs = {"dynamic_shapes": _dynamic_spec(list(inputs))} if dynamic else {}
     # export prints/warns about specializations; that is expected, not news for the user.
-    quiet = [logging.getLogger(n) for n in ("torch._export", "torch.export", "torch.fx.experimental.symbolic_shapes")]
+    quiet = [logging.getLogger(n) for n in ("torch._export", "torch.export", "torch.fx.experimental.symbolic_shapes",
+                                             "torch._subclasses.fake_tensor")]
     levels = [q.level for q in quiet]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.ExitStack() as stack:
         warnings.simplefilter("ignore")
