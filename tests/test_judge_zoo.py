@@ -87,8 +87,7 @@ def test_fake_verdict_on_stdout_is_ignored():
 
 def test_hang_is_killed_at_the_deadline():
     v = check(T / "relu.py", A / "cheat_hang.py", _cfg(timeout_s=20.0))
-    assert not v.accepted and "timed out" in v.reason
-    assert v.seconds < 60
+    assert not v.accepted and "timed out after 20 s" in v.reason  # the deadline fired, not a crash
 
 
 def test_memory_hog_is_rejected_and_the_next_check_still_works():
