@@ -15,7 +15,10 @@ Reductions that read other reductions run in later *stages*. The kernel views th
 and one program owns BLOCK_O kept indices:
   - ONE_PASS (R fits in BLOCK_R): the tile is loaded once, everything computed in registers;
   - looped: one sweep over R per stage (2D accumulators, reduced once at the end), then one sweep
-    computing and storing the full-level outputs. Variance is two-pass (mean first), softmax is
+    computing and storing the full-level outputs;
+  - split (few rows, long R: a loss over everything, LayerNorm over [C, H, W] of a small batch):
+    one launch per stage over (row blocks, R chunks) writing fp32 partials [M, SPLIT], combined
+    in a fixed order by the next launch (deterministic, no atomics). Not for argmax/argmin. Variance is two-pass (mean first), softmax is
     max-subtracted; accumulation is fp32.
 Composite ATen ops (softmax, layer_norm, var, batch_norm, losses ...) are lowered in LOWERINGS.
 
@@ -805,8 +808,9 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
     for nm, _ in users:
         B.append(f"{nm}_oo = " + (" + ".join(f"kc{g} * {nm}_k{g}" for g in range(KG)) if KG else "kc_none"))
 
-    def rblock(start: str) -> list[str]:
-        lines = [f"r = {start} + tl.arange(0, BLOCK_R)", "rmask = r < R", "m2 = omask[:, None] & rmask[None, :]", "rem_r = r"]
+    def rblock(start: str, bound: str = "R") -> list[str]:
+        lines = [f"r = {start} + tl.arange(0, BLOCK_R)", f"rmask = r < {bound}", "m2 = omask[:, None] & rmask[None, :]",
+                 "rem_r = r"]
         for g in reversed(range(RG)):
             lines += [f"rc{g} = rem_r % Q{g}", f"rem_r = rem_r // Q{g}"] if g > 0 else [f"rc{g} = rem_r"]
         if RG == 0:
@@ -920,6 +924,64 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
     B += ["    " + x for x in lp + red_store]
     kernel = "@triton.jit\ndef {}(\n    {},\n):\n".format(kname, ",\n    ".join(params)) + "\n".join("    " + x for x in B)
 
+    # ---- split: few rows, long reductions. One launch per stage over (row blocks, R chunks):
+    # each program reduces its chunk into fp32 partials [M, SPLIT]; the next launch combines them
+    # (fixed order: deterministic) before its own stage; the last computes the outputs.
+    can_split = bool(reduces) and not any(r.op in ("argmax", "argmin") for r in reduces)
+    split_kname = f"_{prefix}_{tag}_split_kernel"
+    if can_split:
+        sparams = [p for p in params if not p.startswith("ONE_PASS")]
+        sparams = sparams[:-3] + [f"part_{em.names[r.key]}_ptr" for r in reduces] + [
+            "SPLIT", "CH", "SPLIT_P2: tl.constexpr", "STAGE: tl.constexpr"] + sparams[-3:]
+        SB = B[: B.index("if ONE_PASS:")]
+        SB += ["sid = tl.program_id(1)", "r_lo = sid * CH", "r_hi = tl.minimum(r_lo + CH, R)",
+               "sp = tl.arange(0, SPLIT_P2)", "pmask = omask[:, None] & (sp < SPLIT)[None, :]"]
+        for st in range(S + 1):
+            blk: list[str] = []
+            sdone: set = set()
+            blk += compute(red_pre, sdone, "red")
+            for prev in range(st):  # combine the partials of finished stages
+                for r in [r for r in reduces if r.stage == prev]:
+                    nm = em.names[r.key]
+                    blk.append(f"{nm}_p = tl.load(part_{nm}_ptr + o[:, None] * SPLIT + sp[None, :], mask=pmask, "
+                               f"other={NEUTRAL[r.op]})")
+                    blk.append(f"{nm} = {_reduce_final(r, nm + '_p')}")
+                    sdone.add(r.key)
+                reduce_keys = {r.key for r in reduces}
+                ready = {k for k in all_keys | {r.src for r in reduces} if em.level[k] == "red"
+                         and all(d in sdone for d in (em.deps(k) & reduce_keys) - {k})}
+                blk += compute(ready, sdone, "red")
+            if st < S:
+                stage_red = [r for r in reduces if r.stage == st]
+                for r in stage_red:
+                    blk.append(f"{em.names[r.key]}_acc = tl.full([BLOCK_O, BLOCK_R], {NEUTRAL[r.op]}, tl.float32)")
+                blk.append("for r0 in range(r_lo, r_hi, BLOCK_R):")
+                body = rblock("r0", "r_hi")
+                inner = set(k for k in sdone if em.level[k] == "red")
+                for r in stage_red:
+                    body += compute(em.deps(r.src), inner)
+                    body.append(_acc_update(r, f"{em.names[r.key]}_acc", em.names[r.src]))
+                blk += ["    " + x for x in body]
+                for r in stage_red:
+                    nm = em.names[r.key]
+                    blk.append(f"tl.store(part_{nm}_ptr + o * SPLIT + sid, {_reduce_final(r, nm + '_acc')}, mask=omask)")
+            else:
+                blk += compute({k for k in all_keys if em.level[k] == "red"}, sdone, "red")
+                if full_outs:
+                    blk.append("for r0 in range(r_lo, r_hi, BLOCK_R):")
+                    body = rblock("r0", "r_hi")
+                    inner = set(k for k in sdone if em.level[k] == "red")
+                    body += compute(all_keys, inner)
+                    body += store_full(inner)
+                    blk += ["    " + x for x in body]
+                for j, o in enumerate(spec.outputs):
+                    if o.level == "red":
+                        blk.append(f"tl.store(out{j}_ptr + o, {em.names[o.key]}, mask=omask & (o * 0 + sid == 0))")
+            SB.append(f"if STAGE == {st}:")
+            SB += ["    " + x for x in blk]
+        kernel += "\n\n\n@triton.jit\ndef {}(\n    {},\n):\n".format(split_kname, ",\n    ".join(sparams)) + \
+            "\n".join("    " + x for x in SB)
+
     # ---- launcher ----
     ins = [f"in{i}" for i in range(spec.nargs)]
     sig = ", ".join(ins + ([f"dim={spec.red_dims[0]}"] if spec.dim_attr is not None else [])
@@ -1002,8 +1064,28 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
     args += [f"num_warps={config['num_warps']}"]
     if config.get("num_stages"):
         args.append(f"num_stages={config['num_stages']}")
-    L.append("    grid = (triton.cdiv(M, block_o),)")
-    L.append(f"    {kname}[grid](\n        " + ",\n        ".join(args) + ",\n    )")
+    split_below = config.get("SPLIT_BELOW_M", 0) if can_split else 0
+    ind = ""
+    if split_below:
+        L.append(f"    split = 1 if one_pass or M >= {split_below} else "
+                 f"min(triton.cdiv(R, block_r), max(1, {config.get('SPLIT_PROGRAMS', 1024)} // triton.cdiv(M, block_o)))")
+        L.append("    if split > 1:  # few rows, long reductions: spread each row over `split` programs")
+        L.append("        ch = triton.cdiv(triton.cdiv(R, split), block_r) * block_r")
+        L.append("        split = triton.cdiv(R, ch)")
+        parts = [f"part_{em.names[r.key]}" for r in reduces]
+        for pn in parts:
+            L.append(f"        {pn} = torch.empty((M, split), dtype=torch.float32, device={dev})")
+        sargs = [a for a in args if not a.startswith("ONE_PASS")]
+        cut = sargs.index("BIG=M * R >= 2**31 - 2**20")
+        sargs = sargs[:cut] + parts + ["split", "ch", "SPLIT_P2=triton.next_power_of_2(split)", "STAGE=stage"] + sargs[cut:]
+        last_grid = "split" if full_outs else "1"
+        L.append(f"        for stage in range({S + 1}):")
+        L.append(f"            sgrid = (triton.cdiv(M, block_o), split if stage < {S} else {last_grid})")
+        L.append(f"            {split_kname}[sgrid](\n                " + ",\n                ".join(sargs) + ",\n            )")
+        L.append("    else:")
+        ind = "    "
+    L.append(f"    {ind}grid = (triton.cdiv(M, block_o),)")
+    L.append(f"    {ind}{kname}[grid](\n        {ind}" + f",\n        {ind}".join(args) + f",\n    {ind})")
     if spec.full_out_view:
         outs = [spec.full_out_view.format(o=o) if spec.outputs[j].level == "full" else o for j, o in enumerate(outs)]
     L.append(f"    return ({', '.join(outs)},)")
@@ -1075,6 +1157,8 @@ class RowFamily:
         block_r = _pow2ceil(R) if one else config["BLOCK_R"]
         block_o = max(1, min(config["BLOCK_O"], config.get("TILE", 16384) // block_r))
         programs = -(-M // block_o)
+        if not one and M < config.get("SPLIT_BELOW_M", 0):  # rows spread over R chunks
+            programs = max(programs, min(config.get("SPLIT_PROGRAMS", 1024), programs * -(-R // block_r)))
         per_thread = block_o * block_r / (32 * config["num_warps"])
         t = bytes_moved * passes / (device.bandwidth_gbs * 1e9)
         fill = min(1.0, programs / (2 * device.sm_count))
@@ -1110,6 +1194,8 @@ ROW_CONFIGS = {
     "cpu": [
         {"ONE_PASS_MAX": 1024, "BLOCK_O": 16, "BLOCK_R": 128, "TILE": 8192, "num_warps": 4},
         {"ONE_PASS_MAX": 0, "BLOCK_O": 8, "BLOCK_R": 32, "TILE": 8192, "num_warps": 4},
+        {"ONE_PASS_MAX": 0, "BLOCK_O": 4, "BLOCK_R": 16, "TILE": 8192, "num_warps": 4, "SPLIT_BELOW_M": 1 << 30,
+         "SPLIT_PROGRAMS": 8},
     ],
     "rows": [
         {"ONE_PASS_MAX": op, "BLOCK_O": bo, "BLOCK_R": br, "TILE": tile, "num_warps": w}
@@ -1119,6 +1205,13 @@ ROW_CONFIGS = {
         for tile in (16384, 32768)
         for w in (4, 8, 16)
         if not (w == 16 and bo > 1)
+    ] + [
+        # few long rows (LayerNorm over [C, H, W] of a small batch, a loss over everything)
+        {"ONE_PASS_MAX": 0, "BLOCK_O": 1, "BLOCK_R": br, "TILE": 16384, "num_warps": w,
+         "SPLIT_BELOW_M": 264, "SPLIT_PROGRAMS": sp}
+        for br in (2048, 4096)
+        for w in (4, 8)
+        for sp in (528, 1056)
     ],
     "inner": [
         {"ONE_PASS_MAX": op, "BLOCK_O": bo, "BLOCK_R": br, "TILE": 8192, "num_warps": w}
