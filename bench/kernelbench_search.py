@@ -77,7 +77,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--problems", default="", help="comma list of paths under .kb/KernelBench/ (default: the list)")
     ap.add_argument("--shard", default="", help="i/n: run the i-th of n interleaved slices of the list")
-    ap.add_argument("--per-region", type=int, default=6, help="configs per region entering successive halving")
+    ap.add_argument("--per-region", type=int, default=4, help="configs per region entering successive halving")
     ap.add_argument("--budget-s", type=float, default=220.0, help="stop starting new problems after this many seconds")
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny sizes, interpreter, host clock: plumbing only")
     args = ap.parse_args()

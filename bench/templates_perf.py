@@ -63,7 +63,7 @@ def tune_op(task: Path, device: str, per_region: int) -> tuple[str, list[dict], 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ops", default=",".join(OPS), help=f"comma list of {OPS}")
-    ap.add_argument("--per-region", type=int, default=12, help="configs per region entering successive halving")
+    ap.add_argument("--per-region", type=int, default=8, help="configs per region entering successive halving")
     ap.add_argument("--no-max-autotune", action="store_true", help="time torch.compile default instead")
     ap.add_argument("--budget-s", type=float, default=220.0, help="stop starting new ops after this many seconds")
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny sizes, interpreter, host clock: plumbing only")

@@ -96,3 +96,33 @@ def test_first_candidate_passes_the_judge(task, tmp_path):
     ans.write_text(cand.source)
     v = check(str(task), str(ans), JudgeConfig(device="cpu", timeout_s=300))
     assert v.accepted, (v.stage, v.reason, v.log_tail[-1500:])
+
+
+_TUNE_SCRIPT = """
+import sys, time
+sys.path.insert(0, "src")
+from kernelwright.config import SearchConfig
+from kernelwright.propose.search import tune
+from kernelwright.propose.search.proposer import _capture_task, build_plan
+task = sys.argv[1]
+plan = build_plan(task, "cpu", SearchConfig())
+t, model, inputs, _ = _capture_task(task)
+def time_fn(fn):
+    t0 = time.perf_counter(); fn(); return time.perf_counter() - t0
+point, log = tune.tune_in_process(plan, t.init_inputs(seed=0), inputs, time_fn, per_region=3, rounds=2)
+errors = [x["error"] for x in log if "error" in x]
+timed = [x for x in log if "ms" in x]
+assert not errors, errors
+assert len(timed) >= 3 and len(point) == len(plan.regions), (point, log)
+print("ok", point)
+"""
+
+
+def test_tune_in_process_builds_times_and_halves():
+    """The bench tuner loads each rendered point as a real module file (Triton's @jit needs one),
+    times every config once, then the faster half again."""
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    task = ROOT / "tests" / "tasks_search" / "layernorm.py"
+    proc = subprocess.run([sys.executable, "-c", _TUNE_SCRIPT, str(task)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]

@@ -157,17 +157,24 @@ def tune_in_process(plan: "Plan", init_inputs: list, inputs: list, time_fn: Call
     `per_region` modelled configs are rendered into whole answers with the other regions at their
     current best, compiled in parallel, and successively halved by `time_fn(callable) -> seconds`.
     Returns the best point and a log of every measurement."""
-    import types
+    import importlib.util
+    import tempfile
+    from pathlib import Path
 
     from .proposer import render_point
 
     point = [0] * len(plan.regions)
     log: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="kw-tune-"))
 
     def build(p: tuple[int, ...]):
         src, label = render_point(plan, p)
-        mod = types.ModuleType(f"kw_tune_{abs(hash(p))}")
-        exec(compile(src, f"<tuned {label}>", "exec"), mod.__dict__)
+        # Triton's @jit reads its function's source from the file: load through a real module file
+        path = tmp / f"point_{'_'.join(map(str, p))}.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
         torch.manual_seed(0)
         model = mod.ModelNew(*init_inputs).to(inputs[0].device if isinstance(inputs[0], torch.Tensor) else "cuda")
         return lambda: model(*inputs), label
