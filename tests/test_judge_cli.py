@@ -88,3 +88,19 @@ def test_compare_nan_positions_and_tolerance():
     assert not compare_one(far, ref, ref.double(), "o").ok
     assert not compare_one(ref.reshape(3, 1), ref, None, "o").ok  # no broadcasting passes
     assert not compare_one(ref.double(), ref, None, "o").ok  # dtype must match exactly
+
+
+def test_sensitivity_term_widens_only_ill_conditioned_elements():
+    import torch
+
+    from kernelwright.judge.compare import Ref64, compare_outputs
+
+    ref = torch.tensor([1.0, 1.0])
+    cand = torch.tensor([1.0 + 5e-4, 1.0 + 5e-4])
+    # Well conditioned: a one-ulp perturbation moves nothing, so 5e-4 is outside the fp32 bound.
+    assert not compare_outputs([cand], [ref], Ref64([ref.double()], [torch.zeros(2, dtype=torch.float64)])).ok
+    # Ill conditioned (the float64 answer moves by 3e-4 when inputs move by one ulp): allowed.
+    assert compare_outputs([cand], [ref], Ref64([ref.double()], [torch.full((2,), 3e-4, dtype=torch.float64)])).ok
+    # Only where it is ill conditioned.
+    mixed = Ref64([ref.double()], [torch.tensor([3e-4, 0.0], dtype=torch.float64)])
+    assert not compare_outputs([cand], [ref], mixed).ok

@@ -26,6 +26,7 @@ HONEST = [
     ("sum_dim1", "honest_sum_dim1"),
     ("softmax", "honest_softmax"),
     ("layernorm", "honest_layernorm"),
+    ("layernorm", "honest_layernorm_plain"),
     ("matmul", "honest_matmul"),
 ]
 
@@ -41,6 +42,7 @@ CHEATS = [
     ("relu", "cheat_uninit_read", {"smoke", "sweep", "numerics", "determinism"}, ""),
     ("matmul", "cheat_fp16_matmul", {"smoke", "sweep", "numerics"}, "outside tolerance"),
     ("relu", "cheat_nan", {"smoke"}, "NaN"),
+    ("layernorm", "cheat_naive_variance", {"numerics"}, "near-zero variance"),
     ("relu", "cheat_seed_replay", {"smoke"}, "wrong result"),
     ("relu", "cheat_lazy_subclass", {"integrity"}, "not plain"),
     ("relu", "cheat_ptr_cache", {"numerics", "determinism", "integrity"}, ""),  # where an address repeats first

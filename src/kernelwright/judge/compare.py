@@ -5,7 +5,29 @@ from dataclasses import dataclass
 
 import torch
 
-from .tolerances import NATIVE_ERROR_SLACK, tolerance
+from .tolerances import NATIVE_ERROR_SLACK, SENSITIVITY_SLACK, tolerance
+
+
+@dataclass
+class Ref64:
+    """The float64 reference outputs, and per element how far they move when the inputs and weights
+    move by one ulp of their own dtype (None where that could not be measured)."""
+
+    values: list[torch.Tensor]
+    sens: list[torch.Tensor | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.values[i]
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def to(self, device) -> "Ref64":
+        sens = None if self.sens is None else [s.to(device) if s is not None else None for s in self.sens]
+        return Ref64([v.to(device) for v in self.values], sens)
 
 
 @dataclass
@@ -21,8 +43,10 @@ def _where(mask: torch.Tensor) -> tuple[int, ...]:
     return tuple(idx)
 
 
-def compare_one(cand: torch.Tensor, native: torch.Tensor, ref64: torch.Tensor | None, label: str) -> Match:
-    """cand: the answer's output (on cpu); native: the task in its own dtype; ref64: float64 run or None."""
+def compare_one(cand: torch.Tensor, native: torch.Tensor, ref64: torch.Tensor | None, label: str,
+                sens: torch.Tensor | None = None) -> Match:
+    """cand: the answer's output (on cpu); native: the task in its own dtype; ref64: float64 run or None;
+    sens: |float64 run on one-ulp-perturbed inputs and weights - ref64| (the problem's own conditioning)."""
     if tuple(cand.shape) != tuple(native.shape):
         return Match(False, f"{label}: shape {tuple(cand.shape)} != expected {tuple(native.shape)}")
     if cand.dtype != native.dtype:
@@ -52,6 +76,8 @@ def compare_one(cand: torch.Tensor, native: torch.Tensor, ref64: torch.Tensor | 
     atol, rtol = tolerance(native.dtype)
     err = torch.where(finite, (c - r).abs(), torch.zeros_like(c))
     bound = atol + rtol * r.abs() + NATIVE_ERROR_SLACK * (n - r).abs()
+    if sens is not None and sens.shape == r.shape:
+        bound = bound + SENSITIVITY_SLACK * torch.nan_to_num(sens.double(), nan=0.0, posinf=0.0)
     rel = err / r.abs().clamp_min(1e-30)
     max_abs = float(err.max())
     max_rel = float(torch.where(finite, rel, torch.zeros_like(rel)).max())
@@ -68,13 +94,14 @@ def compare_one(cand: torch.Tensor, native: torch.Tensor, ref64: torch.Tensor | 
     return Match(True, "", max_abs, max_rel)
 
 
-def compare_outputs(cand: list[torch.Tensor], native: list[torch.Tensor], ref64: list[torch.Tensor] | None) -> Match:
+def compare_outputs(cand: list[torch.Tensor], native: list[torch.Tensor], ref64: "Ref64 | list | None") -> Match:
     if len(cand) != len(native):
         return Match(False, f"the answer returned {len(cand)} tensor(s), the reference {len(native)}")
     worst = Match(True)
     for i, (c, n) in enumerate(zip(cand, native)):
         r = ref64[i] if ref64 is not None else None
-        m = compare_one(c, n, r, f"output {i}" if len(native) > 1 else "output")
+        sens = ref64.sens[i] if isinstance(ref64, Ref64) and ref64.sens is not None else None
+        m = compare_one(c, n, r, f"output {i}" if len(native) > 1 else "output", sens)
         if not m.ok:
             return m
         worst.max_abs_err = max(worst.max_abs_err, m.max_abs_err)

@@ -19,7 +19,10 @@ KINDS: dict[str, str] = {
     "signed": "N(0.5, 1): signed with a non-zero mean",
     "identical": "every element 40.0: large identical values (overflow in naive exp/sum)",
     "range": "sign * 10**U(-e, e): extreme dynamic range",
-    "flat": "3 + 1e-3 * N(0, 1): near-zero variance (cancellation in var = E[x^2] - E[x]^2)",
+    # sigma/mu = 3e-3: one-pass var = E[x^2] - E[x]^2 loses ~1% of the variance in fp32 and fails;
+    # an honest two-pass kernel's mean rounding costs ~3e-5 of the spread and passes. (At sigma/mu =
+    # 3e-4 the fp32 rounding of the mean alone reached 2e-4: honest kernels failed 1 seed in 5.)
+    "flat": "3 + 1e-2 * N(0, 1): near-zero variance (cancellation in var = E[x^2] - E[x]^2)",
 }
 # Odd, non-power-of-two sizes every sweep tries where memory allows (issue 3).
 ODD_SIZES = (1023, 1537, 4097)
@@ -152,7 +155,7 @@ def _fill(t: torch.Tensor, kind: str, gen: torch.Generator, positive: bool) -> t
         sign = torch.where(torch.rand(shape, generator=gen) < 0.5, -1.0, 1.0).double()
         x = mag if positive else mag * sign
     elif kind == "flat":
-        x = 3.0 + 1e-3 * torch.randn(shape, generator=gen, dtype=torch.float64)
+        x = 3.0 + 1e-2 * torch.randn(shape, generator=gen, dtype=torch.float64)
     else:
         raise ValueError(f"unknown input kind {kind!r}")
     if positive:

@@ -27,7 +27,7 @@ from ..config import JudgeConfig
 from ..errors import TaskError, UsageError
 from ..task import Task, load_task
 from . import inputs as inp
-from .compare import compare_outputs
+from .compare import Ref64, compare_outputs
 from .protocol import dtype_name
 from .sandbox import Worker, WorkerDied, WorkerProtocolError, WorkerTimeout
 from .verdict import Rejection, StageResult, Verdict
@@ -74,7 +74,7 @@ class _Reference:
         self.mutates = False
         self.aliases = False
 
-    def run(self, inputs: list) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    def run(self, inputs: list) -> tuple[list[torch.Tensor], Ref64 | None]:
         dev = [x.to(self.device) if isinstance(x, torch.Tensor) else x for x in inputs]
         before = [x.clone() if isinstance(x, torch.Tensor) else None for x in dev]
         with torch.no_grad():
@@ -94,21 +94,44 @@ class _Reference:
         native = [o.detach().cpu() for o in native]
         return native, self._run64(before)
 
-    def _run64(self, pristine: list) -> list[torch.Tensor] | None:
-        """Float64 run on the pristine inputs; None when the op does not run in float64."""
+    def _run64(self, pristine: list) -> Ref64 | None:
+        """Float64 run on the pristine inputs, and again on inputs and weights perturbed by one ulp
+        of their own dtype: the gap is the error any backward-stable algorithm in that dtype may make
+        (compare.py). None when the op does not run in float64."""
         if self._ref64_failed:
             return None
         try:
             if self._ref64 is None:
                 self._ref64 = copy.deepcopy(self.native).double()
+                self._perturbed = copy.deepcopy(self.native).double()
+                with torch.no_grad():  # weights move by one ulp of their own (native) dtype
+                    for p, p0 in zip(self._perturbed.parameters(), self.native.parameters()):
+                        if p0.is_floating_point():
+                            p.copy_(_ulp_perturb(p0.detach()))
             args = [x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in pristine]
+            pert = [_ulp_perturb(x) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in pristine]
             with torch.no_grad():
                 out = _flatten(self._ref64(*args))
-            return [o.detach().cpu() for o in out] if out is not None else None
+                out_p = _flatten(self._perturbed(*pert))
+            if out is None:
+                return None
+            values = [o.detach().cpu() for o in out]
+            sens = None
+            if out_p is not None and len(out_p) == len(values):
+                sens = [(p.detach().cpu() - v).abs() if p.shape == v.shape and v.is_floating_point() else None
+                        for p, v in zip(out_p, values)]
+            return Ref64(values, sens)
         except Exception:
             self._ref64_failed = True
             self._ref64 = None
             return None
+
+
+def _ulp_perturb(x: torch.Tensor) -> torch.Tensor:
+    """x in float64, each element moved by up to one machine epsilon of x's own dtype (relative)."""
+    eps = torch.finfo(x.dtype).eps
+    u = torch.rand(x.shape, dtype=torch.float64, device=x.device) * 2 - 1
+    return x.double() * (1 + eps * u)
 
 
 class _Check:

@@ -265,7 +265,7 @@ def _recheck(plan: _Plan, outputs: list[list], device: str, same_dtype: bool = T
         cand = [o.to(device) for o in outs]
         if not same_dtype and len(cand) == len(nat):
             cand = [c.to(n.dtype) if c.shape == n.shape else c for c, n in zip(cand, nat)]
-        r = [o.to(device) for o in r64] if r64 is not None else None
+        r = r64.to(device) if r64 is not None else None
         m = compare_outputs(cand, nat, r)
         if not m.ok:
             return f"input set {k}: {m.reason}"
