@@ -394,13 +394,7 @@ def time_answer(task_path, answer_path, cfg: TimerConfig | None = None, baseline
     rows, notes = _baseline_rows(task, names)
     plan = _prepare(task, cfg, device)
     ceil = _ceilings(cfg, device)
-    rep = TimingReport(
-        answer=None, baselines={}, speedup={}, gbps=None, tflops=None, pct_of_ceiling=None,
-        bound=roofline.bound(plan.work, ceil), ceiling_source=ceil.source, flagged=[], accepted=False,
-        reason="", device_name=ceil.device_name, notes=notes, input_sets=len(plan.sets),
-        bytes_moved=plan.work.bytes_moved, flops=plan.work.flops, floor_ms=roofline.floor_ms(plan.work, ceil),
-        ceiling_gbps=ceil.copy_gbps, ceiling_tflops=ceil.matmul_for(plan.work.dtype),
-    )
+    rep = _new_report(plan, ceil, notes, accepted=False, reason="")
 
     # The answer, alone in its worker.
     ans = _time_answer_row(plan, cfg, device, answer_src, ceil, rep)
@@ -420,6 +414,17 @@ def time_answer(task_path, answer_path, cfg: TimerConfig | None = None, baseline
     rep.reason = f"timed in {ans.mode} mode over {len(plan.sets)} rotating input sets; every timed output re-checked"
     rep.seconds = time.monotonic() - t_start
     return rep
+
+
+def _new_report(plan: _Plan, ceil: ceil_mod.Ceilings, notes: list, *, accepted: bool, reason: str) -> TimingReport:
+    """A report with the task's work, floor and ceilings filled in and no rows timed yet."""
+    return TimingReport(
+        answer=None, baselines={}, speedup={}, gbps=None, tflops=None, pct_of_ceiling=None,
+        bound=roofline.bound(plan.work, ceil), ceiling_source=ceil.source, flagged=[], accepted=accepted,
+        reason=reason, device_name=ceil.device_name, notes=notes, input_sets=len(plan.sets),
+        bytes_moved=plan.work.bytes_moved, flops=plan.work.flops, floor_ms=roofline.floor_ms(plan.work, ceil),
+        ceiling_gbps=ceil.copy_gbps, ceiling_tflops=ceil.matmul_for(plan.work.dtype),
+    )
 
 
 def _baseline_rates(plan: _Plan, ceil: ceil_mod.Ceilings, rep: TimingReport) -> None:
@@ -444,13 +449,7 @@ def time_baselines(task_path, cfg: TimerConfig | None = None, baselines=None, *,
     rows, notes = _baseline_rows(task, tuple(cfg.baselines if baselines is None else baselines))
     plan = _prepare(task, cfg, device)
     ceil = _ceilings(cfg, device)
-    rep = TimingReport(
-        answer=None, baselines={}, speedup={}, gbps=None, tflops=None, pct_of_ceiling=None,
-        bound=roofline.bound(plan.work, ceil), ceiling_source=ceil.source, flagged=[], accepted=True,
-        reason="baselines only", device_name=ceil.device_name, notes=notes, input_sets=len(plan.sets),
-        bytes_moved=plan.work.bytes_moved, flops=plan.work.flops, floor_ms=roofline.floor_ms(plan.work, ceil),
-        ceiling_gbps=ceil.copy_gbps, ceiling_tflops=ceil.matmul_for(plan.work.dtype),
-    )
+    rep = _new_report(plan, ceil, notes, accepted=True, reason="baselines only")
     if rows:
         _time_baselines(plan, cfg, device, rows, "auto", rep)
     _baseline_rates(plan, ceil, rep)
