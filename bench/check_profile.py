@@ -6,9 +6,10 @@ of a few memory-bound answers at their full sizes (issue 5's throughput work).
 
 For each (task, answer): the judge's stages with their seconds, the wall time spent in each worker
 request kind (build / call / share: the worker's side, including its Triton compiles and the pipe),
-the top functions of the judge's own process by cumulative time (cProfile), then time_answer with
-only the eager baseline (what the loop does per candidate) and compare(answer, answer) (the keep
-rule's side-by-side run). Writes check_profile_STAMP.{json,txt} to $OUT.
+the top functions of the judge's own process by cumulative time (cProfile), then what the loop does
+per candidate on a GPU: TaskTimer set-up (input sets, references, ceilings), its first candidate
+(times eager once), and a candidate beside an incumbent. Each part is printed as soon as it ends.
+Writes check_profile_STAMP.{json,txt} to $OUT.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cpu-smoke", action="store_true")
     ap.add_argument("--top", type=int, default=18)
+    ap.add_argument("--cases", default=",".join(c[0] for c in CASES))
     args = ap.parse_args()
 
     from kernelwright.config import JudgeConfig, TimerConfig
@@ -58,6 +60,7 @@ def main() -> int:
 
     device = "cpu" if args.cpu_smoke else "cuda"
     cases = _smoke_cases(Path(tempfile.mkdtemp())) if args.cpu_smoke else CASES
+    cases = [c for c in cases if c[0] in args.cases.split(",")]
     spent: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     orig_request, orig_start = sandbox.Worker.request, sandbox.Worker.start
@@ -98,23 +101,30 @@ def main() -> int:
         lines.append(f"== {name}: check {wall:.1f} s accepted={v.accepted}")
         lines.append("   stages: " + ", ".join(f"{n} {sec}s/{c} calls" for n, sec, c in rec["stages"]))
         lines.append("   worker requests: " + ", ".join(f"{k} {t}s x{c}" for k, (t, c) in rec["requests"].items()))
+        print("\n".join(lines[-3:]) + "\n" + s.getvalue(), flush=True)
         lines.append(s.getvalue())
         if device == "cuda":
-            from kernelwright.judge.timer import compare, time_answer
+            from kernelwright.judge.timer import TaskTimer
 
-            for label, fn in (("time_answer(eager)", lambda: time_answer(task, ans, TimerConfig(baselines=("eager",)))),
-                              ("compare(a, a)", lambda: compare(task, ans, ans, TimerConfig()))):
+            box: dict = {}
+            for label, fn in (("TaskTimer set-up", lambda: box.setdefault("t", TaskTimer(task, TimerConfig()))),
+                              ("first candidate (+ eager once)", lambda: box["t"].candidate(ans)),
+                              ("candidate beside incumbent", lambda: box["t"].candidate(ans, ans))):
                 spent.clear()
                 counts.clear()
                 t0 = time.monotonic()
                 r = fn()
                 dt = time.monotonic() - t0
+                rep = getattr(r, "report", None)
                 rec[label] = {"s": dt, "requests": {k: (round(spent[k], 2), counts[k]) for k in spent},
-                              "reported_s": getattr(r, "seconds", None)}
+                              "accepted": getattr(rep, "accepted", None), "reason": getattr(rep, "reason", None),
+                              "median_ms": getattr(getattr(rep, "answer", None), "median_ms", None),
+                              "speedup": getattr(rep, "speedup", None)}
                 lines.append(f"   {label}: {dt:.1f} s; worker requests: "
-                             + ", ".join(f"{k} {t:.1f}s x{c}" for k, (t, c) in rec[label]["requests"].items()))
+                             + ", ".join(f"{k} {t:.1f}s x{c}" for k, (t, c) in rec[label]["requests"].items())
+                             + (f"; {rep.reason}; speedup {rep.speedup}" if rep is not None else ""))
+                print(lines[-1], flush=True)
         records.append(rec)
-        print("\n".join(lines[-6:]), flush=True)
     table = fmt_table(["case", "check s", "stages"], [[r["case"], f"{r['check_s']:.1f}",
                                                         " ".join(f"{n}={s}" for n, s, _ in r["stages"])]
                                                        for r in records])

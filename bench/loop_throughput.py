@@ -7,10 +7,11 @@ on a memory-bound task (softmax over rows) and a matmul task.
     python bench/loop_throughput.py --modes quiet,overlap   # also with checks overlapping timing (~5 min)
     python bench/loop_throughput.py --cpu-smoke      # tiny sizes on the CPU (interpreter): plumbing only
 
-An experiment is one ledger row: propose -> correctness check (judge worker) -> timing beside
-eager (timer workers) -> keep/revert (side-by-side comparison when it may be faster). "quiet"
-(LoopConfig.quiet_timing, the default) lets no check run while the GPU times a candidate;
-"overlap" lets them run together (more experiments per hour, noisier times). Only the budget
+An experiment is one ledger row: propose -> correctness check (judge worker) -> timing in a fresh
+worker, interleaved with the incumbent (judge.timer.TaskTimer; eager timed once per task) ->
+keep/revert. Checks and timings of several candidates run side by side (LoopConfig.compile_workers,
+default min(8, cores / 2)); "quiet" (LoopConfig.quiet_timing, the default) holds every check's GPU
+request back while a timed batch runs (judge/gate.py); "overlap" lets them run together. Only the budget
 rule is in force, so each run fills its budget unless the proposer runs out of candidates.
 Results (raw JSON, the table, command, GPU, versions, date) go to $OUT (default bench/results/).
 """
@@ -110,7 +111,7 @@ def one_run(name: str, task: Path, run_dir: Path, mode: str, device: str, budget
     from kernelwright.propose.search.proposer import SearchProposer
 
     loop_cfg = LoopConfig(
-        budget_s=budget_s, compile_workers=workers, quiet_timing=(mode == "quiet"), move_on=("budget",),
+        budget_s=budget_s, compile_workers=workers or None, quiet_timing=(mode == "quiet"), move_on=("budget",),
         final_timing=False,
     )
     log = io.StringIO()
@@ -154,7 +155,8 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=50.0, help="loop budget per task and mode")
     ap.add_argument("--modes", default="quiet", help="quiet, overlap, or quiet,overlap")
     ap.add_argument("--tasks", default="softmax,matmul")
-    ap.add_argument("--workers", type=int, default=2, help="LoopConfig.compile_workers (parallel checks)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="LoopConfig.compile_workers (candidates judged side by side); 0: the loop's default")
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU under the interpreter")
     args = ap.parse_args()
 

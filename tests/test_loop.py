@@ -130,10 +130,10 @@ def test_keep_revert_keeps_nothing_on_noise(tmp_path):
     rows = assert_mirror(tmp_path / "run")
     assert [(r["label"], r["decision"]) for r in rows] == [
         ("a", "kept"), ("b", "reverted"), ("c", "kept"), ("d", "reverted"), ("e", "flagged"), ("f", "invalid")]
-    # b looked faster than a in its own run, but only by 1.7% < noise: compared and reverted.
-    # d was slower in its own run: no side-by-side needed. e (flagged for review) and f (timing
-    # rejected) are never compared and never kept, however fast they look.
-    assert j.compared == [("a", "b"), ("a", "c")]
+    # Every candidate timed while an incumbent stands runs beside it: b is faster than a by 1.7%
+    # < noise: reverted; d is slower than c: reverted. e (flagged for review) and f (timing
+    # rejected) are never kept, however fast they look.
+    assert j.compared == [("a", "b"), ("a", "c"), ("c", "d")]
     assert "too fast" in rows[4]["error"] and "invalid [fake]" in rows[5]["error"]
     assert rows[1]["keep_gain"] == pytest.approx(1.22 / 1.2 - 1) and rows[1]["keep_noise"] == 0.05
     o = out["relu"]
@@ -141,7 +141,8 @@ def test_keep_revert_keeps_nothing_on_noise(tmp_path):
     assert o.best_path.read_text() == fake_source("c")
     assert rows[2]["pct_ceiling"] == pytest.approx(0.10) and rows[2]["median_ms"] == pytest.approx(1 / 1.5)
     assert json.loads(rows[2]["timing_json"])["speedup"]["eager"] == pytest.approx(1.5)
-    # Each candidate is timed beside eager only; the best answer once beside every baseline.
+    # Each candidate is timed by the task's timer (eager once per task); the best answer once
+    # beside every baseline.
     full = TimerConfig().baselines
     assert j.timed == [(x, ("eager",)) for x in "abcdef"] + [("c", full)]
     assert o.speedups == {"eager": pytest.approx(1.5), "compile": pytest.approx(0.75)}
@@ -362,18 +363,18 @@ def test_live_view_plain_lines_off_a_terminal_and_a_panel_on_one(tmp_path):
     assert "1.40x" in tty.getvalue() and "optimization summary" in tty.getvalue()
 
 
-def test_quiet_gpu_times_alone():
+def test_gpu_gate_times_alone():
     import threading
     import time as _time
 
-    from kernelwright.loop.run import _QuietGPU
+    from kernelwright.judge.gate import GpuGate
 
-    gpu = _QuietGPU(enabled=True)
+    gpu = GpuGate(enabled=True)
     log: list[str] = []
     release = threading.Event()
 
     def check(name):
-        with gpu.checking():
+        with gpu.shared():
             log.append(f"{name}+")
             release.wait(5)
             log.append(f"{name}-")
@@ -384,7 +385,7 @@ def test_quiet_gpu_times_alone():
         _time.sleep(0.01)
 
     def timer():
-        with gpu.timing_alone():
+        with gpu.alone():
             log.append("T+")
             _time.sleep(0.05)
             log.append("T-")
@@ -395,11 +396,11 @@ def test_quiet_gpu_times_alone():
     second = threading.Thread(target=check, args=("c2",))  # asks while the timer waits: must wait too
     second.start()
     _time.sleep(0.05)
-    assert log == ["c1+"]  # the timer waits for the running check; the new check waits for the timer
+    assert log == ["c1+"]  # the timer waits for the request in flight; a new one waits for the timer
     release.set()
     for th in (first, t, second):
         th.join(5)
     assert log == ["c1+", "c1-", "T+", "T-", "c2+", "c2-"]
-    off = _QuietGPU(enabled=False)
-    with off.checking(), off.timing_alone():  # overlap allowed: no waiting at all
+    off = GpuGate(enabled=False)
+    with off.shared(), off.alone():  # overlap allowed: no waiting at all
         pass

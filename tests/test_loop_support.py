@@ -134,7 +134,7 @@ class FakeJudges:
                 return line.split(":", 1)[1].strip()
         return ""
 
-    def check(self, task_path, answer_path, cfg):
+    def check(self, task_path, answer_path, cfg, gate=None):
         from kernelwright.judge.verdict import Verdict
 
         self.checked.append(self._label(answer_path))
@@ -163,11 +163,28 @@ class FakeJudges:
         return SimpleNamespace(faster=gain > self.noise, gain=gain, noise=self.noise, incumbent=None, candidate=None,
                                accepted=True, flagged=[], reason="")
 
+    def timer(self, task_path, cfg, gate):
+        """A fake judge.timer.TaskTimer: the candidate's own timing (beside eager), and the
+        comparison with the incumbent when one is given and the candidate's timing is clean."""
+        from kernelwright.judge.timer import CandidateTiming
+
+        fake = self
+
+        class _Timer:
+            def candidate(self, path, incumbent=None):
+                rep = fake.time(task_path, path, SimpleNamespace(baselines=("eager",)))
+                cmp = None
+                if incumbent is not None and rep.accepted and not rep.flagged:
+                    cmp = fake.compare(task_path, incumbent, path, cfg)
+                return CandidateTiming(rep, cmp, str(incumbent) if incumbent is not None else None)
+
+        return _Timer()
+
     def judges(self, device: str = "cuda"):
         from kernelwright.loop.run import Judges
 
         return Judges(check=self.check, time=self.time if device == "cuda" else None,
-                      compare=self.compare if device == "cuda" else None)
+                      timer=self.timer if device == "cuda" else None)
 
 
 def fake_source(label: str, wrong_answer: bool = False) -> str:

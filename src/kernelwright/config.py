@@ -14,7 +14,7 @@ class JudgeConfig:
     device: str = "cpu"  # "cpu" (Triton interpreter) or "cuda"
     timeout_s: float = 300.0  # wall-clock limit for one whole check of one answer
     # Largest total input elements of one rescaled configuration. The task's own shapes are
-    # always checked; variants beyond this are scaled down. None: 2**16 on cpu, 2**28 on cuda.
+    # always checked; variants beyond this are scaled down. None: 2**16 on cpu, 2**24 on cuda.
     max_variant_elements: int | None = None
     min_sweep_configs: int = 8  # stage 2 checks at least this many configurations
     determinism_runs: int = 3  # stage 4: identical inputs this many times, bitwise equal
@@ -58,11 +58,16 @@ class LoopConfig:
     budget_s: float = 8 * 3600.0  # wall-clock budget for the whole run
     max_experiments: int | None = None  # across all tasks; None: until budget or move-on rules
     beam_width: int = 3  # best nodes expanded per round
-    candidates_per_round: int = 4
+    # Candidates asked for per round (split over the parents); None: 4 on cpu, 8 on cuda, where
+    # more checks run side by side.
+    candidates_per_round: int | None = None
     max_consecutive_failures: int = 12  # move on after this many non-improving experiments
     roofline_stop: float = 0.90  # move on at >= this fraction of the measured ceiling
     target_speedup: float | None = None  # move on once reached
-    compile_workers: int = 2  # parallel CPU processes compiling candidates
+    # Candidates checked (and, on cuda, compiled and warmed for timing) side by side, each in its own
+    # worker process. None: 2 on cpu; on cuda min(8, CPU cores / 2), fewer for a task whose checks
+    # would not fit in GPU memory that many times over.
+    compile_workers: int | None = None
     # Move-on rules in force, by name (loop/rules.py holds their definitions). AutoKernel's four
     # (budget, plateau, roofline, target) plus the experiment cap and, on a CPU where nothing is
     # timed, stopping at the first correct answer.
@@ -73,13 +78,12 @@ class LoopConfig:
     # this many times in a row is not asked about that parent again (each failure still costs a
     # row; a resumed proposer may first repeat what it proposed before, so not at the first repeat).
     repeat_limit: int = 3
-    # On cuda, no correctness check runs while a candidate is being timed: checks launch kernels on
-    # the same GPU and would skew the times. False overlaps them (more experiments/hour, noisier).
+    # On cuda, no check's GPU request runs during a timed batch (judge/gate.py): checks launch kernels
+    # on the same GPU and would skew the times. False overlaps them (more experiments/hour, noisier).
     quiet_timing: bool = True
-    # Baselines timed beside every candidate: the in-run ratio vs eager ranks the tree and prefilters
-    # keep/revert. The full TimerConfig.baselines (torch.compile, max-autotune, Liger) are timed once
-    # per task, for its best answer, when the task moves on (final_timing).
-    candidate_baselines: tuple[str, ...] = ("eager",)
+    # Each candidate is timed interleaved with the incumbent, and against the task's eager row (timed
+    # once per task). The full TimerConfig.baselines (torch.compile, max-autotune, Liger) are timed
+    # once per task, for its best answer, when the task moves on (final_timing).
     final_timing: bool = True
 
 

@@ -11,8 +11,10 @@ from .verdict import STAGES, Rejection, StageResult, Verdict
 __all__ = ["check", "STAGES", "Rejection", "StageResult", "Verdict"]
 
 
-def check(task_path, answer_path, config=None) -> Verdict:
-    """Full correctness judgement of one answer file against one task file."""
+def check(task_path, answer_path, config=None, *, gate=None) -> Verdict:
+    """Full correctness judgement of one answer file against one task file. gate (judge.gate.GpuGate):
+    shares the GPU with a timer in the same process (the loop's)."""
     from .stages import check as _check
 
-    return _check(task_path, answer_path, config)
+    return _check(task_path, answer_path, config) if gate is None else _check(task_path, answer_path, config,
+                                                                              gate=gate)

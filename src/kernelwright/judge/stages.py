@@ -28,6 +28,7 @@ from ..errors import TaskError, UsageError
 from ..task import Task, load_task
 from . import inputs as inp
 from .compare import Ref64, compare_outputs
+from .gate import NO_GATE, GpuGate
 from .protocol import dtype_name
 from .sandbox import Worker, WorkerDied, WorkerProtocolError, WorkerTimeout
 from .verdict import Rejection, StageResult, Verdict
@@ -74,7 +75,10 @@ class _Reference:
         self.mutates = False
         self.aliases = False
 
-    def run(self, inputs: list) -> tuple[list[torch.Tensor], Ref64 | None]:
+    def run(self, inputs: list, on_device: bool = False) -> tuple[list[torch.Tensor], Ref64 | None]:
+        """Native outputs and the float64 companion; on the cpu unless on_device (the check compares
+        on the GPU, where the float64 work on 64M-element outputs takes milliseconds, not seconds;
+        the timer keeps its input sets' references on the cpu, out of the timed worker's memory)."""
         dev = [x.to(self.device) if isinstance(x, torch.Tensor) else x for x in inputs]
         before = [x.clone() if isinstance(x, torch.Tensor) else None for x in dev]
         with torch.no_grad():
@@ -91,10 +95,10 @@ class _Reference:
             o.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
             for o in native for x in dev if isinstance(x, torch.Tensor) and o.numel() and x.numel()
         )
-        native = [o.detach().cpu() for o in native]
-        return native, self._run64(before)
+        native = [o.detach() if on_device else o.detach().cpu() for o in native]
+        return native, self._run64(before, on_device)
 
-    def _run64(self, pristine: list) -> Ref64 | None:
+    def _run64(self, pristine: list, on_device: bool = False) -> Ref64 | None:
         """Float64 run on the pristine inputs, and again on inputs and weights perturbed by one ulp
         of their own dtype: the gap is the error any backward-stable algorithm in that dtype may make
         (compare.py). None when the op does not run in float64."""
@@ -115,10 +119,10 @@ class _Reference:
                 out_p = _flatten(self._perturbed(*pert))
             if out is None:
                 return None
-            values = [o.detach().cpu() for o in out]
+            values = [o.detach() if on_device else o.detach().cpu() for o in out]
             sens = None
             if out_p is not None and len(out_p) == len(values):
-                sens = [(p.detach().cpu() - v).abs() if p.shape == v.shape and v.is_floating_point() else None
+                sens = [(p.detach().to(v.device) - v).abs() if p.shape == v.shape and v.is_floating_point() else None
                         for p, v in zip(out_p, values)]
             return Ref64(values, sens)
         except Exception:
@@ -135,7 +139,8 @@ def _ulp_perturb(x: torch.Tensor) -> torch.Tensor:
 
 
 class _Check:
-    def __init__(self, task: Task, answer_src: str, cfg: JudgeConfig):
+    def __init__(self, task: Task, answer_src: str, cfg: JudgeConfig, gate: GpuGate = NO_GATE):
+        self.gate = gate  # each GPU request (a call, a reference run) shares the GPU; timing waits for it
         self.task = task
         self.answer_src = answer_src
         self.cfg = cfg
@@ -192,7 +197,8 @@ class _Check:
     def request(self, body: dict) -> dict:
         assert self.worker is not None
         try:
-            return self.worker.request(body)
+            with self.gate.shared():
+                return self.worker.request(body)
         except WorkerTimeout as exc:
             raise Rejection(self._stage, f"timed out after {exc.seconds:.0f} s (hang, or too slow for --timeout)")
         except WorkerDied as exc:
@@ -245,14 +251,20 @@ class _Check:
 
     def expect(self, cfg: inp.ShapeConfig, inputs: list) -> tuple[list, list | None]:
         ref = self.ref(cfg)
-        native, r64 = ref.run(inputs)
+        with self.gate.shared():
+            native, r64 = ref.run(inputs, on_device=True)
         ref.out_bytes = [o.numel() * o.element_size() for o in native]
         return native, r64
+
+    def on_device(self, outs: list) -> list:
+        """The worker's outputs (cpu tensors off the wire) where the references are."""
+        return [o.to(self.device) if isinstance(o, torch.Tensor) else o for o in outs]
 
     def judge_call(self, cfg: inp.ShapeConfig, inputs: list, what: str, *, reuse: bool = False) -> list:
         native, r64 = self.expect(cfg, inputs)
         reply = self.call(cfg, inputs, reuse=reuse)
-        m = compare_outputs(reply["outputs"], native, r64)
+        with self.gate.shared():
+            m = compare_outputs(self.on_device(reply["outputs"]), native, r64)
         self._abs, self._rel = max(self._abs, m.max_abs_err), max(self._rel, m.max_rel_err)
         if not m.ok:
             raise Rejection(self._stage, f"wrong result on {what} [{cfg.label()}]: {m.reason}",
@@ -352,7 +364,9 @@ class _Check:
             native, r64 = self.expect(base, x)
             reply = self.call(base, x, ablate=True)
             if "error" not in reply and reply.get("outputs") is not None:
-                if compare_outputs(reply["outputs"], native, r64).ok:
+                with self.gate.shared():
+                    still_right = compare_outputs(self.on_device(reply["outputs"]), native, r64).ok
+                if still_right:
                     raise Rejection("integrity", "with the answer's own kernels neutralised its output is still "
                                                  "correct: those kernels do not compute the result")
         self.end("reused buffers x2, ablation" if self.cfg.require_custom_kernel else "reused buffers x2")
@@ -383,8 +397,10 @@ def _tb(reply: dict) -> str:
     return "\n" + "\n".join(lines[-8:])
 
 
-def check(task_path: str | Path, answer_path: str | Path, config: JudgeConfig | None = None) -> Verdict:
-    """Judge one answer. Raises TaskError (bad task) or UsageError (unreadable answer path)."""
+def check(task_path: str | Path, answer_path: str | Path, config: JudgeConfig | None = None, *,
+          gate: GpuGate = NO_GATE) -> Verdict:
+    """Judge one answer. Raises TaskError (bad task) or UsageError (unreadable answer path).
+    gate: held (shared) around each GPU request, so a timer can take the GPU alone between them."""
     cfg = config or JudgeConfig()
     t0 = time.monotonic()
     task = load_task(task_path)
@@ -392,7 +408,7 @@ def check(task_path: str | Path, answer_path: str | Path, config: JudgeConfig | 
         src = Path(answer_path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read answer file {answer_path}: {exc}", "Pass the path of an answer .py file.")
-    c = _Check(task, src, cfg)
+    c = _Check(task, src, cfg, gate)
     v = Verdict(accepted=False, stage="load", reason="", device=cfg.device)
     try:
         base = c.run()

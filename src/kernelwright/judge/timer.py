@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,10 +34,14 @@ from . import ceilings as ceil_mod
 from . import inputs as inp
 from . import roofline
 from .compare import compare_outputs
+from .gate import NO_GATE, GpuGate
 from .sandbox import Worker, WorkerDied, WorkerProtocolError, WorkerTimeout
 from .stats import InvalidTimes, TimingStats, aa_spread, keep_rule, summarize
 
-__all__ = ["TimingStats", "TimingReport", "Comparison", "time_answer", "time_baselines", "compare", "liger_family"]
+__all__ = ["TimingStats", "TimingReport", "Comparison", "CandidateTiming", "TaskTimer", "time_answer",
+           "time_baselines", "compare", "liger_family"]
+
+
 
 BASELINE_MODES = {"compile": None, "compile-max-autotune": "max-autotune-no-cudagraphs"}
 
@@ -204,8 +209,8 @@ def _run_body(cfg: TimerConfig, slots: list[str], mode: str) -> dict:
 class _Session:
     """A worker holding the plan's input sets; builds rows and times them."""
 
-    def __init__(self, plan: _Plan, cfg: TimerConfig, device: str, label: str):
-        self.plan, self.cfg, self.device = plan, cfg, device
+    def __init__(self, plan: _Plan, cfg: TimerConfig, device: str, label: str, gate: GpuGate = NO_GATE):
+        self.plan, self.cfg, self.device, self.gate = plan, cfg, device, gate
         self.worker = Worker(device, cfg.timeout_s, _judge_cfg(cfg, device), label=label).start()
         self.task_path = self.worker.put_file("task.py", plan.task.source)
         reply = self.worker.request({"cmd": "time", "op": "load", "sets": plan.sets})
@@ -218,6 +223,10 @@ class _Session:
     def build(self, row: _Row) -> str:
         """'' when built, else why not (the row gets no time)."""
         path = self.task_path if row.kind == "task" else self.worker.put_file(f"{row.name}.py", row.source)
+        with self.gate.shared():
+            return self._build(row, path)
+
+    def _build(self, row: _Row, path: str) -> str:
         reply = self.worker.request({
             "cmd": "build", "name": row.name, "kind": row.kind, "path": path, "init_args": self.plan.init_args,
             "state_dict": self.plan.state_dict, "seed": self.plan.seed % (2**31), "dtype": None,
@@ -232,16 +241,27 @@ class _Session:
         reply = self.worker.request(body)
         return reply.get("error") or reply.get("unavailable") or ""
 
+    def warm(self, names: list[str]) -> str:
+        """First calls (compiles, autotuning) outside the quiet window; '' or the error."""
+        with self.gate.shared():
+            reply = self.worker.request({"cmd": "time", "op": "warm", "names": names})
+        return reply.get("error", "")
+
     def run(self, slots: list[str], mode: str) -> tuple[dict, float]:
-        t0 = time.perf_counter()
-        reply = self.worker.request(_run_body(self.cfg, slots, mode))
-        return reply, (time.perf_counter() - t0) * 1e3
+        with self.gate.alone():
+            t0 = time.perf_counter()
+            reply = self.worker.request(_run_body(self.cfg, slots, mode))
+            return reply, (time.perf_counter() - t0) * 1e3
 
     def wall_per_call(self, name: str, median_ms: float) -> float:
         """The judge's clock over back-to-back calls, less the round trip of an empty request;
         the lower of two tries (a busy host only ever makes the wall clock longer)."""
         reps = int(min(max(math.ceil(50.0 / max(median_ms, 1e-3)), 5), 2000))
         best = math.inf
+        with self.gate.alone():
+            return self._wall(name, reps, best)
+
+    def _wall(self, name: str, reps: int, best: float) -> float:
         for _ in range(2):
             t0 = time.perf_counter()
             self.worker.request({"cmd": "time", "op": "wall", "name": name, "reps": 0})
@@ -272,8 +292,10 @@ def _recheck(plan: _Plan, outputs: list[list], device: str, same_dtype: bool = T
     return ""
 
 
-def _telemetry(reply: dict, res: _RowResult, run_wall_ms: float) -> None:
-    """Reject or flag from what the worker saw (its data, validated here where possible)."""
+def _telemetry(reply: dict, res: _RowResult, run_wall_ms: float, slots: list[str] | None = None) -> None:
+    """Reject or flag from what the worker saw (its data, validated here where possible). With
+    slots, the off-stream pattern is judged per model: a candidate hiding work on another stream
+    in every one of its calls must not hide behind an honest incumbent's calls in the same run."""
     if reply.get("deferred"):
         res.rejected = True
         res.error = ("outputs changed after the call returned (deferred work, threats B2/B5): "
@@ -284,8 +306,11 @@ def _telemetry(reply: dict, res: _RowResult, run_wall_ms: float) -> None:
     elif not reply.get("flags_pinned", True):
         res.rejected = True
         res.error = "global numeric flags (TF32, matmul precision) changed during timing (threat B12)"
-    off = sum((reply.get("off_stream") or {}).values())
-    if off > max(2, 0.9 * int(reply.get("calls", 0))):
+    offs = reply.get("off_stream") or {}
+    calls = {n: int(reply.get("n_cycles", 0)) * slots.count(n) for n in set(slots)} if slots else {}
+    worst = [n for n, c in calls.items() if int(offs.get(n, 0)) > max(2, 0.9 * c)]
+    off = sum(int(v) for v in offs.values())
+    if worst or (not slots and off > max(2, 0.9 * int(reply.get("calls", 0)))):
         # Host jitter (a late wake-up after the sync) showed in up to ~25% of an honest single-stream
         # kernel's calls on an H200 (471 of 2000, bench/results/timing_cheats_*); work hidden on another
         # stream shows in every call (2000 of 2000). The time counts it either way; the flag needs a pattern.
@@ -311,6 +336,10 @@ def _time_row(s: _Session, row: _Row, mode: str, cfg: TimerConfig) -> _RowResult
         res.error = why
         res.rejected = row.kind == "answer"
         return res
+    why = s.warm([row.name])
+    if why:
+        res.error, res.rejected = f"raised on its first call: {why}", row.kind == "answer"
+        return res
     reply, wall_ms = s.run([row.name, row.name], mode)
     res.reply, res.wall_ms = reply, wall_ms
     if "error" in reply or "rejected" in reply:
@@ -325,7 +354,7 @@ def _time_row(s: _Session, row: _Row, mode: str, cfg: TimerConfig) -> _RowResult
     except (InvalidTimes, KeyError, TypeError, IndexError) as exc:
         res.rejected, res.error, res.stats = True, f"invalid raw times: {exc}", None
         return res
-    _telemetry(reply, res, wall_ms)
+    _telemetry(reply, res, wall_ms, [row.name, row.name])
     if res.rejected:
         res.stats = None
         return res
@@ -439,19 +468,23 @@ def _baseline_rates(plan: _Plan, ceil: ceil_mod.Ceilings, rep: TimingReport) -> 
 
 
 def time_baselines(task_path, cfg: TimerConfig | None = None, baselines=None, *,
-                   host_clock_ok: bool = False) -> TimingReport:
+                   host_clock_ok: bool = False, gate: GpuGate = NO_GATE) -> TimingReport:
     """The baseline rows alone, at the task's own sizes (no answer): the timing mode is the
-    first row's, kept for the others. `answer` is None and `speedup` empty in the report."""
+    first row's, kept for the others. `answer` is None and `speedup` empty in the report.
+    gate: several tasks' baselines may be timed from threads at once; builds and compiles share
+    the GPU, each timed batch has it alone."""
     t_start = time.monotonic()
     cfg = cfg or TimerConfig()
     device = _resolve(cfg, host_clock_ok)
     task = load_task(task_path)
     rows, notes = _baseline_rows(task, tuple(cfg.baselines if baselines is None else baselines))
-    plan = _prepare(task, cfg, device)
-    ceil = _ceilings(cfg, device)
+    with gate.shared():
+        plan = _prepare(task, cfg, device)
+    with gate.alone():
+        ceil = _ceilings(cfg, device)
     rep = _new_report(plan, ceil, notes, accepted=True, reason="baselines only")
     if rows:
-        _time_baselines(plan, cfg, device, rows, "auto", rep)
+        _time_baselines(plan, cfg, device, rows, "auto", rep, gate)
     _baseline_rates(plan, ceil, rep)
     rep.seconds = time.monotonic() - t_start
     return rep
@@ -475,6 +508,13 @@ def _time_answer_row(plan: _Plan, cfg: TimerConfig, device: str, answer_src: str
         res = _RowResult(error=getattr(exc, "reason", str(exc)), rejected=True)
     finally:
         s.close()
+    return _fill_answer(rep, res, plan, cfg, ceil)
+
+
+def _fill_answer(rep: TimingReport, res: _RowResult, plan: _Plan, cfg: TimerConfig, ceil: ceil_mod.Ceilings
+                 ) -> _RowResult | None:
+    """The answer's timed row into rep, held to the judge's clock and the physical floor; None (and
+    rep.reason) when its timing is not valid."""
     rep.mode = res.mode
     rep.flagged.extend(res.flags)
     rep.l2 = res.reply.get("l2", "")
@@ -503,9 +543,9 @@ def _time_answer_row(plan: _Plan, cfg: TimerConfig, device: str, answer_src: str
 
 
 def _time_baselines(plan: _Plan, cfg: TimerConfig, device: str, rows: list[_Row], mode: str,
-                    rep: TimingReport) -> None:
+                    rep: TimingReport, gate: GpuGate = NO_GATE) -> None:
     try:
-        s = _Session(plan, cfg, device, "baselines")
+        s = _Session(plan, cfg, device, "baselines", gate)
     except (WorkerDied, WorkerTimeout, WorkerProtocolError, RuntimeError) as exc:
         for r in rows:
             rep.baselines[r.name] = None
@@ -564,6 +604,7 @@ def compare(task_path, incumbent_path, candidate_path, cfg: TimerConfig | None =
             if why:
                 bad.reason = f"{name}: {why}"
                 return bad
+        s.warm(["incumbent", "candidate"])
         reply, wall_ms = s.run(["incumbent", "candidate", "incumbent"], "auto")
         if "error" in reply or "rejected" in reply:
             bad.reason = reply.get("rejected") or f"raised while timed: {reply['error']}"
@@ -572,7 +613,7 @@ def compare(task_path, incumbent_path, candidate_path, cfg: TimerConfig | None =
         inc = summarize(slots[0] + slots[2], reply["mode"])
         cand = summarize(slots[1], reply["mode"])
         res = _RowResult(slots=slots)
-        _telemetry(reply, res, wall_ms)
+        _telemetry(reply, res, wall_ms, ["incumbent", "candidate", "incumbent"])
         for name in ("incumbent", "candidate"):
             mism = _recheck(plan, reply["outputs"].get(name, []), device)
             if mism and not res.rejected:
@@ -599,3 +640,149 @@ def compare(task_path, incumbent_path, candidate_path, cfg: TimerConfig | None =
         gain=d.gain, noise=d.noise, incumbent=inc, candidate=cand, accepted=not res.rejected,
         flagged=res.flags, reason=res.error or (f"gain {d.gain:+.1%} vs noise bar {d.noise:.1%} ({reply['mode']})"),
     )
+
+
+# -- the loop's timing: one task, many candidates --------------------------------------------------
+
+@dataclass
+class CandidateTiming:
+    report: TimingReport  # the candidate's own figures; speedup["eager"] against the task's eager row
+    comparison: Comparison | None  # against `incumbent`, interleaved in the same run; None without one
+    incumbent: str | None = None  # path of the answer it was compared with
+
+
+class TaskTimer:
+    """Timing of one task's candidates, as the optimization loop needs it.
+
+    What does not change between candidates is made once: the input sets and their references,
+    the ceilings, and the eager row (timed once per timing mode, in a worker of its own). Each
+    candidate gets a fresh worker that never held another candidate; when there is an incumbent it
+    is built beside the candidate and the two are timed interleaved (slots inc, cand, inc, cand,
+    rotated per cycle), which gives the keep rule and the candidate's own figures in one run. The
+    same validity rules as time_answer apply to the candidate: raw times judged here, telemetry,
+    timed outputs re-checked, the judge's wall clock, the physical floor.
+
+    gate: the timed batches hold gate.alone(); building, warming (compiles) and re-checks hold
+    gate.shared(), so the loop's checks share the GPU until the timed calls start. Safe to use from
+    several threads (the eager row is timed once per mode, under a lock)."""
+
+    def __init__(self, task_path, cfg: TimerConfig | None = None, *, gate: GpuGate = NO_GATE,
+                 host_clock_ok: bool = False):
+        self.cfg = cfg or TimerConfig()
+        self.device = _resolve(self.cfg, host_clock_ok)
+        self.task = load_task(task_path)
+        self.gate = gate
+        with gate.shared():
+            self.plan = _prepare(self.task, self.cfg, self.device)
+        with gate.alone():  # measured once per GPU model (then cached): needs the GPU to itself
+            self.ceil = _ceilings(self.cfg, self.device)
+        self._eager: dict[str, tuple[TimingStats | None, float | None, str]] = {}  # mode -> (stats, aa, note)
+        self._lock = threading.Lock()
+
+    def eager(self, mode: str) -> tuple[TimingStats | None, float | None, str]:
+        """The task's eager row in this timing mode: (stats, A/A spread, why missing)."""
+        with self._lock:
+            if mode not in self._eager:
+                rep = _new_report(self.plan, self.ceil, [], accepted=True, reason="")
+                _time_baselines(self.plan, self.cfg, self.device, [_Row("eager", "task", self.task.source)], mode,
+                                rep, self.gate)
+                self._eager[mode] = (rep.baselines.get("eager"), rep.aa_spread.get("eager"), "; ".join(rep.notes))
+            return self._eager[mode]
+
+    def candidate(self, candidate_path, incumbent_path=None) -> CandidateTiming:
+        t_start = time.monotonic()
+        try:
+            src = Path(candidate_path).read_text()
+            inc_src = Path(incumbent_path).read_text() if incumbent_path else None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read an answer file: {exc}", "Pass paths of answer .py files.")
+        rep = _new_report(self.plan, self.ceil, [], accepted=False, reason="")
+        out = CandidateTiming(rep, None, str(incumbent_path) if inc_src is not None else None)
+        try:
+            s = _Session(self.plan, self.cfg, self.device, "candidate", self.gate)
+        except (WorkerDied, WorkerTimeout, WorkerProtocolError, RuntimeError) as exc:
+            rep.reason = f"the timing worker failed to start: {exc}"
+            return out
+        res = _RowResult()
+        try:
+            self._run(s, src, inc_src, res, out)
+        except WorkerTimeout as exc:
+            res.stats, res.error = None, f"timed out after {exc.seconds:.0f} s"
+        except (WorkerDied, WorkerProtocolError) as exc:
+            res.stats, res.error = None, getattr(exc, "reason", str(exc))
+        except InvalidTimes as exc:
+            res.stats, res.error = None, f"invalid raw times: {exc}"
+        finally:
+            s.close()
+        if _fill_answer(rep, res, self.plan, self.cfg, self.ceil) is None:
+            out.comparison = None
+        else:
+            eager, aa, note = self.eager(res.mode)
+            if eager is not None:
+                rep.baselines["eager"] = eager
+                rep.aa_spread["eager"] = aa
+                rep.notes.append("eager: timed once for the task, in its own worker")
+                if eager.median_ms / res.stats.median_ms > self.cfg.suspect_speedup:
+                    rep.flagged.append(f"{eager.median_ms / res.stats.median_ms:.1f}x faster than eager (over "
+                                       f"{self.cfg.suspect_speedup:g}x): review before trusting it")
+            elif note:
+                rep.notes.append(note)
+            _baseline_rates(self.plan, self.ceil, rep)
+            rep.accepted = True
+            rep.reason = (f"timed in {res.mode} mode over {len(self.plan.sets)} rotating input sets"
+                          + (" interleaved with the incumbent" if inc_src is not None else "")
+                          + "; every timed output re-checked")
+        rep.seconds = time.monotonic() - t_start
+        return out
+
+    def _run(self, s: _Session, src: str, inc_src: str | None, res: _RowResult, out: CandidateTiming) -> None:
+        """Build, warm and time; fills res (the candidate's row) and out.comparison."""
+        why = s.build(_Row("candidate", "answer", src))
+        if why:
+            res.error = why
+            return
+        names = ["candidate"]
+        if inc_src is not None:
+            why = s.build(_Row("incumbent", "answer", inc_src))
+            if why:  # the incumbent was accepted before: a harness failure, not the candidate's
+                out.report.notes.append(f"incumbent: {why}; timed alone")
+                inc_src, out.incumbent = None, None
+            else:
+                names.append("incumbent")
+        why = s.warm(names)
+        if why:
+            res.error = f"raised on its first call: {why}"
+            return
+        slots = ["candidate", "candidate"] if inc_src is None else ["incumbent", "candidate", "incumbent", "candidate"]
+        reply, wall_ms = s.run(slots, "auto")
+        res.reply, res.wall_ms = reply, wall_ms
+        if "error" in reply or "rejected" in reply:
+            res.error = reply.get("rejected") or f"raised while timed: {reply['error']}"
+            return
+        res.mode = reply.get("mode", "")
+        res.slots = [list(map(float, t)) for t in reply["times"]]
+        mine = [res.slots[i] for i, n in enumerate(slots) if n == "candidate"]
+        res.stats = summarize(mine[0] + mine[1], res.mode)
+        res.aa = aa_spread(mine[0], mine[1])
+        _telemetry(reply, res, wall_ms, slots)
+        if res.rejected:
+            res.stats = None
+            return
+        for name in names:
+            with self.gate.shared():
+                bad = _recheck(self.plan, reply["outputs"].get(name, []), self.device)
+            if bad:
+                res.stats = None
+                res.error = f"{name}'s timed outputs differ from the reference ({bad}) (threats B4/B5/B11)"
+                return
+        if res.mode != "host":
+            res.wall_per_call = s.wall_per_call("candidate", res.stats.median_ms)
+        if inc_src is not None:
+            inc_slots = [res.slots[i] for i, n in enumerate(slots) if n == "incumbent"]
+            d = keep_rule(inc_slots[0] + inc_slots[1], mine[0] + mine[1], aa_spread(inc_slots[0], inc_slots[1]),
+                          self.cfg.keep_min_gain)
+            inc = summarize(inc_slots[0] + inc_slots[1], res.mode)
+            out.comparison = Comparison(
+                faster=d.faster and not res.flags, gain=d.gain, noise=d.noise, incumbent=inc, candidate=res.stats,
+                accepted=True, flagged=list(res.flags),
+                reason=f"gain {d.gain:+.1%} vs noise bar {d.noise:.1%} ({res.mode})")

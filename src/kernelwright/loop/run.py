@@ -10,8 +10,11 @@ Resume: the same call on the same DIR goes on from the ledger. Every decision in
 the incumbent, the time spent, the counts the rules look at) is read back from ledger rows, so a
 run killed at any instant loses at most the experiments in flight and repeats nothing.
 
-Throughput: candidates of a round are checked in parallel (threads over judge.check, which runs
-each candidate in its own worker process); the GPU times one candidate at a time, in this thread.
+Throughput: candidates of a round are checked and then timed side by side, each in its own worker
+processes (threads over judge.check and the task's judge.timer.TaskTimer). The GPU is shared
+through a judge.gate.GpuGate: checks' requests share it, a timed batch has it alone, so compiles,
+checks and timings overlap everywhere except inside the timed calls. Decisions (keep/revert, the
+ledger row) are made here, in the loop's thread, as each candidate's results arrive.
 """
 from __future__ import annotations
 
@@ -19,18 +22,19 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..config import JudgeConfig, LoopConfig, TimerConfig
 from ..errors import KernelwrightError, TaskError, UsageError
+from ..judge.gate import GpuGate
 from ..propose.base import Candidate, Proposer
 from . import search
 from .ledger import Ledger, _atomic_write, dumps
@@ -77,9 +81,12 @@ class LoopInterrupted(KeyboardInterrupt):
 class Judges:
     """The judge calls the loop makes. Tests may pass their own; the run imports the real ones."""
 
-    check: Callable[[Path, Path, JudgeConfig], Any]  # -> judge.verdict.Verdict
-    time: Callable[[Path, Path, TimerConfig], Any] | None = None  # -> judge.timer.TimingReport
-    compare: Callable[[Path, Path, Path, TimerConfig], Any] | None = None  # -> judge.timer.Comparison
+    check: Callable[..., Any]  # (task, answer, JudgeConfig, gate=GpuGate) -> judge.verdict.Verdict
+    # (task, answer, TimerConfig) -> judge.timer.TimingReport: the best answer beside every baseline
+    time: Callable[[Path, Path, TimerConfig], Any] | None = None
+    # (task, TimerConfig, GpuGate) -> an object like judge.timer.TaskTimer, whose
+    # .candidate(answer, incumbent_or_None) -> judge.timer.CandidateTiming
+    timer: Callable[[Path, TimerConfig, GpuGate], Any] | None = None
 
 
 def default_judges(device: str) -> Judges:
@@ -87,9 +94,24 @@ def default_judges(device: str) -> Judges:
 
     if device != "cuda":
         return Judges(check=check)
-    from ..judge.timer import compare, time_answer  # imported only where there is a GPU to time on
+    from ..judge.timer import TaskTimer, time_answer  # imported only where there is a GPU to time on
 
-    return Judges(check=check, time=time_answer, compare=compare)
+    return Judges(check=check, time=time_answer, timer=lambda task, cfg, gate: TaskTimer(task, cfg, gate=gate))
+
+
+def check_workers(device: str, cfg: LoopConfig) -> int:
+    """How many candidates are checked side by side (LoopConfig.compile_workers, or its default)."""
+    if cfg.compile_workers:
+        return max(1, int(cfg.compile_workers))
+    if device != "cuda":
+        return 2
+    return max(2, min(8, (os.cpu_count() or 4) // 2))
+
+
+def candidates_per_round(device: str, cfg: LoopConfig) -> int:
+    if cfg.candidates_per_round:
+        return max(1, int(cfg.candidates_per_round))
+    return 8 if device == "cuda" else 4
 
 
 @dataclass
@@ -154,8 +176,10 @@ def _validate(targets: list[TaskTarget], proposers: list[Proposer], device: str,
             raise UsageError(f"task {t.name} has weight {t.weight}", "Weights must be > 0 (expected gain shares).")
     if not proposers:
         raise UsageError("no proposers", "Use --proposer search, llm, or search,llm.")
-    if cfg.compile_workers < 1 or cfg.beam_width < 1 or cfg.candidates_per_round < 1:
-        raise UsageError("compile_workers, beam_width and candidates_per_round must be >= 1", "Fix the LoopConfig.")
+    if (cfg.compile_workers is not None and cfg.compile_workers < 1) or cfg.beam_width < 1 or \
+            (cfg.candidates_per_round is not None and cfg.candidates_per_round < 1):
+        raise UsageError("compile_workers, beam_width and candidates_per_round must be >= 1 (or None: the default)",
+                         "Fix the LoopConfig.")
     active_rules(cfg)  # unknown rule names fail here, before anything runs
 
 
@@ -223,46 +247,6 @@ class RunFile:
         _atomic_write(self.path, json.dumps(self.data, indent=2, default=str) + "\n")
 
 
-class _QuietGPU:
-    """Checks share the GPU with each other; timing has it alone (when LoopConfig.quiet_timing)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.cond = threading.Condition()
-        self.checks = 0
-        self.timing = False
-
-    @contextmanager
-    def checking(self) -> Iterator[None]:
-        if not self.enabled:
-            yield
-            return
-        with self.cond:
-            self.cond.wait_for(lambda: not self.timing)
-            self.checks += 1
-        try:
-            yield
-        finally:
-            with self.cond:
-                self.checks -= 1
-                self.cond.notify_all()
-
-    @contextmanager
-    def timing_alone(self) -> Iterator[None]:
-        if not self.enabled:
-            yield
-            return
-        with self.cond:
-            self.timing = True  # no new check starts from here on
-            self.cond.wait_for(lambda: self.checks == 0)
-        try:
-            yield
-        finally:
-            with self.cond:
-                self.timing = False
-                self.cond.notify_all()
-
-
 @dataclass
 class _Run:
     run_dir: Path
@@ -278,8 +262,9 @@ class _Run:
 
     def go(self) -> dict[str, TaskOutcome]:
         self.ledger = Ledger.open(self.run_dir)  # repairs results.tsv if a crash left it behind
-        self.pool = ThreadPoolExecutor(max_workers=self.cfg.compile_workers, thread_name_prefix="kw-check")
-        self.gpu = _QuietGPU(self.device == "cuda" and self.cfg.quiet_timing)
+        self.workers = check_workers(self.device, self.cfg)
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="kw-check")
+        self.gpu = GpuGate(self.device == "cuda" and self.cfg.quiet_timing)
         if self.device == "cpu":
             self.view.note(CPU_NOTE)
         outcomes: dict[str, TaskOutcome] = {}
@@ -378,6 +363,9 @@ class _TaskRun:
         self.exhausted: set[int] = set()  # node keys no proposer has anything new for
         self.dead: set[tuple[int, str]] = set()  # (node, proposer) pairs that have nothing new
         self.misses: dict[tuple[int, str], int] = {}  # replies in a row with nothing new to judge
+        self._timer: Any = None  # the task's TaskTimer, made by the first candidate to need it
+        self._timer_lock = threading.Lock()
+        self.parallel = min(run.workers, _fits_in_memory(self.task_path, self.device))
 
     # ---- state the rules read ------------------------------------------------------------------
     def spent(self) -> float:
@@ -457,7 +445,7 @@ class _TaskRun:
             return  # timed in an earlier session
         path = self.ledger.sources / f"{h}.py"
         try:
-            with self.run.gpu.timing_alone():
+            with self.run.gpu.alone():  # the task's checks are done: nothing else waits on the GPU
                 rep = self.run.judges.time(self.task_path, path, self.run.timer_cfg)
         except KernelwrightError:
             raise
@@ -477,7 +465,7 @@ class _TaskRun:
 
     def _propose(self, parents: list[int]) -> list[Proposal]:
         """Ask proposers for candidates for each parent (in turn, rotating); failures become rows."""
-        per_parent = math.ceil(self.cfg.candidates_per_round / len(parents))
+        per_parent = math.ceil(candidates_per_round(self.device, self.cfg) / len(parents))
         props = self.run.proposers
         out: list[Proposal] = []
         for i, parent in enumerate(parents):
@@ -554,37 +542,76 @@ class _TaskRun:
             self.dead.add(key)
 
     def _judge(self, proposals: list[Proposal]) -> None:
-        """Check candidates in parallel; time and decide each in this thread as its check returns."""
+        """Check (and on cuda time) candidates side by side, at most self.parallel at once; decide
+        each in this thread, in the order submitted, as its results return."""
         futures: dict[Future, tuple[Proposal, float]] = {}
-        for pr in proposals:
-            futures[self.run.pool.submit(self._check, pr)] = (pr, time.monotonic())
-        pending = set(futures)
-        order = list(futures)
+        queue = list(proposals)
+        order: list[Future] = []
+        pending: set[Future] = set()
         stopped = False
-        while pending:
+        while queue or pending:
+            while queue and not stopped and len(pending) < self.parallel:
+                pr = queue.pop(0)
+                fut = self.run.pool.submit(self._check, pr)
+                futures[fut] = (pr, time.monotonic())
+                order.append(fut)
+                pending.add(fut)
+            if not pending:
+                break
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in sorted(done, key=order.index):
                 if fut.cancelled():
                     continue
                 pr, submitted = futures[fut]
-                verdict, check_s = fut.result()
-                self._decide(pr, verdict, check_s, time.monotonic() - submitted)
+                verdict, check_s, timed = fut.result()
+                self._decide(pr, verdict, check_s, timed, time.monotonic() - submitted)
             if not stopped and move_on_reason(self.state(), self.cfg) is not None:
-                stopped = True  # checks not started yet are dropped; running ones still get their rows
+                stopped = True  # candidates not started are dropped; running ones still get their rows
+                queue.clear()
                 for fut in pending:
                     fut.cancel()
 
-    def _check(self, pr: Proposal) -> tuple[Any, float]:
+    def _check(self, pr: Proposal) -> tuple[Any, float, tuple[Any, float] | None]:
+        """In a pool thread: the correctness check, then (cuda, accepted) the candidate's timing."""
         path = self.ledger.sources / f"{pr.source_hash}.py"
         t = time.monotonic()
-        with self.run.gpu.checking():
-            try:
+        try:
+            if self.run.gpu.enabled:
+                verdict = self.run.judges.check(self.task_path, path, self.run.judge_cfg, gate=self.run.gpu)
+            else:
                 verdict = self.run.judges.check(self.task_path, path, self.run.judge_cfg)
-            except TaskError:
-                raise
-            except Exception as exc:  # the judge itself failed: no verdict on this candidate
-                verdict = exc
-        return verdict, time.monotonic() - t
+        except TaskError:
+            raise
+        except Exception as exc:  # the judge itself failed: no verdict on this candidate
+            verdict = exc
+        check_s = time.monotonic() - t
+        timed = None
+        if self.device == "cuda" and not isinstance(verdict, BaseException) and verdict.accepted:
+            timed = self._time(path)
+        return verdict, check_s, timed
+
+    def _task_timer(self) -> Any:
+        with self._timer_lock:
+            if self._timer is None:
+                make = self.run.judges.timer
+                if make is None:
+                    raise UsageError("no timer to time candidates with on cuda", "Pass Judges(timer=...).")
+                self._timer = make(self.task_path, self.run.timer_cfg, self.run.gpu)
+            return self._timer
+
+    def _time(self, path: Path) -> tuple[Any, float]:
+        """The candidate timed interleaved with the incumbent of this moment: (CandidateTiming or the
+        exception that stopped it, seconds)."""
+        t = time.monotonic()
+        inc = self.incumbent
+        inc_path = self.ledger.sources / f"{inc['source_hash']}.py" if inc else None
+        try:
+            got = self._task_timer().candidate(path, inc_path)
+        except KernelwrightError:  # the task or the setup is broken, not this candidate
+            raise
+        except Exception as exc:
+            got = exc
+        return got, time.monotonic() - t
 
     # ---- rows ----------------------------------------------------------------------------------
     def _base(self, pr: Proposal) -> dict[str, Any]:
@@ -606,7 +633,8 @@ class _TaskRun:
         row.update(verdict="error", decision="", stage="propose", error=pr.error, wall_s=pr.propose_s)
         self._record(row)
 
-    def _decide(self, pr: Proposal, verdict: Any, check_s: float, waited_s: float) -> None:
+    def _decide(self, pr: Proposal, verdict: Any, check_s: float, timed: tuple[Any, float] | None,
+                waited_s: float) -> None:
         row = self._base(pr)
         row.update(check_s=check_s)
         if isinstance(verdict, BaseException):
@@ -619,32 +647,61 @@ class _TaskRun:
             if self.device == "cpu":
                 row["decision"] = "kept" if self.incumbent is None else "untimed"
             else:
-                self._time_and_compare(pr, row)
+                self._keep_or_revert(pr, row, timed)
         row["wall_s"] = pr.propose_s + waited_s
         stored = self._record(row)
         if stored["decision"] == "kept":
             self.incumbent = stored
             self._sync_best_file()
 
-    def _time_and_compare(self, pr: Proposal, row: dict[str, Any]) -> None:
+    def _keep_or_revert(self, pr: Proposal, row: dict[str, Any], timed: tuple[Any, float] | None) -> None:
         """Keep/revert on cuda. The first cleanly timed answer becomes the incumbent; later ones
-        replace it only when the timer's side-by-side comparison says faster beyond its noise."""
-        judges, cfg = self.run.judges, self.run.timer_cfg
-        path = self.ledger.sources / f"{pr.source_hash}.py"
-        t = time.monotonic()
-        # Beside each candidate only the cheap baselines (eager): compiling the reference with
-        # max-autotune for every candidate would cost more than the candidate itself.
-        each_cfg = dataclasses.replace(cfg, baselines=tuple(self.cfg.candidate_baselines)) \
-            if dataclasses.is_dataclass(cfg) else cfg
-        try:
-            with self.run.gpu.timing_alone():
-                rep = judges.time(self.task_path, path, each_cfg)
-        except KernelwrightError:  # the task or the setup is broken, not this candidate
-            raise
-        except Exception as exc:
-            row.update(decision="time-error", error=f"timing failed: {type(exc).__name__}: {exc}",
-                       time_s=time.monotonic() - t)
+        replace it only when the side-by-side run with the incumbent says faster beyond its noise."""
+        got, spent = timed if timed is not None else self._time(self.ledger.sources / f"{pr.source_hash}.py")
+        if isinstance(got, BaseException):
+            row.update(decision="time-error", error=f"timing failed: {type(got).__name__}: {got}", time_s=spent)
             return
+        self._figures(row, got.report)
+        inc = self.incumbent
+        inc_path = str(self.ledger.sources / f"{inc['source_hash']}.py") if inc else None
+        if inc is not None and got.incumbent != inc_path and self._clean(got.report) and _maybe_faster(row, inc):
+            # Timed while an older incumbent (or none) stood, and it may beat the one standing now:
+            # time it again beside this one (rare: only when candidates overtake each other).
+            again, more = self._time(self.ledger.sources / f"{pr.source_hash}.py")
+            spent += more
+            if isinstance(again, BaseException):
+                row.update(decision="time-error", error=f"timing failed: {type(again).__name__}: {again}",
+                           time_s=spent)
+                return
+            got = again
+            self._figures(row, got.report)
+        rep, cmp = got.report, got.comparison
+        timing = _asdict(rep)
+        if not rep.accepted or rep.answer is None:
+            row.update(decision="invalid", error=f"timing rejected: {rep.reason}")
+        elif rep.flagged:  # the timer's "review before trusting it": an unattended run keeps none of these
+            row.update(decision="flagged", error="timer flagged: " + "; ".join(map(str, rep.flagged)))
+        elif inc is None:
+            row["decision"] = "kept"
+        elif cmp is None or got.incumbent != inc_path:
+            row["decision"] = "reverted"  # slower in its own run than the incumbent: not worth a side-by-side
+        else:
+            timing["compare"] = _asdict(cmp)
+            row.update(keep_gain=cmp.gain, keep_noise=cmp.noise)
+            if not getattr(cmp, "accepted", True):
+                row.update(decision="invalid", error=f"comparison rejected: {getattr(cmp, 'reason', '')}")
+            elif getattr(cmp, "flagged", None):
+                row.update(decision="flagged", error="comparison flagged: " + "; ".join(map(str, cmp.flagged)))
+            else:
+                row["decision"] = "kept" if cmp.faster else "reverted"
+        row.update(time_s=spent, timing_json=dumps(timing))
+
+    @staticmethod
+    def _clean(rep: Any) -> bool:
+        return bool(rep.accepted) and rep.answer is not None and not rep.flagged
+
+    @staticmethod
+    def _figures(row: dict[str, Any], rep: Any) -> None:
         a = rep.answer
         sp = rep.speedup or {}
         row.update(
@@ -655,34 +712,6 @@ class _TaskRun:
             speedup_max_autotune=sp.get("compile-max-autotune"), speedup_liger=sp.get("liger"),
             gbps=rep.gbps, tflops=rep.tflops, pct_ceiling=_fraction(rep.pct_of_ceiling), bound=rep.bound,
         )
-        timing = _asdict(rep)
-        if not rep.accepted or a is None:
-            row.update(decision="invalid", error=f"timing rejected: {rep.reason}")
-        elif rep.flagged:  # the timer's "review before trusting it": an unattended run keeps none of these
-            row.update(decision="flagged", error="timer flagged: " + "; ".join(map(str, rep.flagged)))
-        elif self.incumbent is None:
-            row["decision"] = "kept"
-        elif not _maybe_faster(row, self.incumbent):
-            row["decision"] = "reverted"  # slower in its own run: no side-by-side needed
-        else:
-            inc_path = self.ledger.sources / f"{self.incumbent['source_hash']}.py"
-            try:
-                with self.run.gpu.timing_alone():
-                    cmp = judges.compare(self.task_path, inc_path, path, cfg)
-            except KernelwrightError:
-                raise
-            except Exception as exc:
-                row.update(decision="time-error", error=f"comparison failed: {type(exc).__name__}: {exc}")
-            else:
-                timing["compare"] = _asdict(cmp)
-                row.update(keep_gain=cmp.gain, keep_noise=cmp.noise)
-                if not getattr(cmp, "accepted", True):
-                    row.update(decision="invalid", error=f"comparison rejected: {getattr(cmp, 'reason', '')}")
-                elif getattr(cmp, "flagged", None):
-                    row.update(decision="flagged", error="comparison flagged: " + "; ".join(map(str, cmp.flagged)))
-                else:
-                    row["decision"] = "kept" if cmp.faster else "reverted"
-        row.update(time_s=time.monotonic() - t, timing_json=dumps(timing))
 
     def _record(self, row: dict[str, Any]) -> dict[str, Any]:
         row.update(task=self.name, device=self.device, task_elapsed_s=self.spent(), finished_at=_now())
@@ -700,6 +729,25 @@ class _TaskRun:
         src = self.ledger.source(self.incumbent["source_hash"])
         if not self.best_path.exists() or self.best_path.read_text() != src:
             _atomic_write(self.best_path, src)
+
+
+def _fits_in_memory(task_path: Path, device: str) -> int:
+    """How many of this task's checks fit in GPU memory side by side. A check holds the task's
+    inputs and outputs in its worker and, in the judge, the reference's, in float64 twice: about
+    12 x the inputs' bytes in all (fp32 inputs; a guess that errs large). Half the GPU is the room."""
+    if device != "cuda":
+        return 1 << 30
+    try:
+        import torch
+
+        from ..judge.inputs import count_elements
+        from ..task import load_task
+
+        need = 12 * 4 * count_elements(load_task(task_path), {})
+        room = torch.cuda.get_device_properties(0).total_memory // 2
+        return max(1, int(room // max(need, 1)))
+    except Exception:  # a task that cannot be measured here: its checks say so themselves
+        return 1
 
 
 def _maybe_faster(row: dict[str, Any], inc: dict[str, Any]) -> bool:
