@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import TaskError
 from ..task import Task
 
 # Input kinds of stage 3, as data: name -> what it probes.
@@ -154,25 +155,27 @@ def long_reduction_configs(task: Task, base: dict[str, int], cap: int) -> list[S
 
 
 def _fill(t: torch.Tensor, kind: str, gen: torch.Generator, positive: bool) -> torch.Tensor:
-    """New contents of kind `kind` for a floating template tensor t (same shape and dtype)."""
-    shape, dtype = t.shape, t.dtype
+    """New contents of kind `kind` for a floating template tensor t (same shape and dtype), made
+    on the generator's device."""
+    shape, dtype, dev = t.shape, t.dtype, gen.device
     if kind == "task":
         return t
+    f64 = {"dtype": torch.float64, "device": dev}
     if kind == "signed":
         if positive:
             # Keep the task's own domain (log, sqrt ...) at a new scale.
-            scale = math.exp(float(torch.empty(()).uniform_(-1, 1, generator=gen)))
-            return (t.abs() * scale).to(dtype)
-        x = torch.randn(shape, generator=gen, dtype=torch.float64) + 0.5
+            scale = math.exp(float(torch.empty((), device=dev).uniform_(-1, 1, generator=gen)))
+            return (t.to(dev).abs() * scale).to(dtype)
+        x = torch.randn(shape, generator=gen, **f64) + 0.5
     elif kind == "identical":
-        x = torch.full(shape, 40.0, dtype=torch.float64)
+        x = torch.full(shape, 40.0, **f64)
     elif kind == "range":
         e = RANGE_EXP.get(dtype, 2.0)
-        mag = 10.0 ** (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 * e - e)
-        sign = torch.where(torch.rand(shape, generator=gen) < 0.5, -1.0, 1.0).double()
+        mag = 10.0 ** (torch.rand(shape, generator=gen, **f64) * 2 * e - e)
+        sign = torch.where(torch.rand(shape, generator=gen, device=dev) < 0.5, -1.0, 1.0).double()
         x = mag if positive else mag * sign
     elif kind == "flat":
-        x = 3.0 + 1e-2 * torch.randn(shape, generator=gen, dtype=torch.float64)
+        x = 3.0 + 1e-2 * torch.randn(shape, generator=gen, **f64)
     else:
         raise ValueError(f"unknown input kind {kind!r}")
     if positive:
@@ -182,18 +185,24 @@ def _fill(t: torch.Tensor, kind: str, gen: torch.Generator, positive: bool) -> t
 
 @dataclass
 class InputFactory:
-    """Makes inputs for (configuration, kind) from the judge's secret seed."""
+    """Makes inputs for (configuration, kind) from the judge's secret seed.
+
+    device "cuda": the task's get_inputs() runs with cuda as the default device and the judge's
+    contents are drawn there (float64 noise for 64M elements takes milliseconds on a GPU and
+    seconds on the host, where eight checks side by side also compete for the cores). Tensors
+    come back on that device; callers move them where they need them."""
 
     task: Task
     seed: int
     positive: set[int] = field(default_factory=set)  # input positions whose domain is >= 0
+    device: str = "cpu"
     _counter: int = 0
 
     def make(self, cfg: ShapeConfig, kind: str = "signed") -> list:
         self._counter += 1
         s = (self.seed * 1_000_003 + self._counter) % (2**62)
-        templates = self.task.inputs(cfg.as_dict, seed=s)
-        gen = torch.Generator().manual_seed(s ^ 0x5DEECE66D)
+        templates = self._templates(cfg, s)
+        gen = torch.Generator(device=self.device).manual_seed(s ^ 0x5DEECE66D)
         out = []
         for i, t in enumerate(templates):
             if isinstance(t, torch.Tensor) and t.is_floating_point():
@@ -202,3 +211,12 @@ class InputFactory:
                     t = t.to(cfg.dtype)
             out.append(t)
         return out
+
+    def _templates(self, cfg: ShapeConfig, s: int) -> list:
+        if self.device == "cpu":
+            return self.task.inputs(cfg.as_dict, seed=s)
+        try:
+            with torch.device(self.device):
+                return self.task.inputs(cfg.as_dict, seed=s)
+        except TaskError:  # a get_inputs that only works on the host (numpy ...): made there
+            return self.task.inputs(cfg.as_dict, seed=s)

@@ -79,7 +79,8 @@ class _Reference:
         """Native outputs and the float64 companion; on the cpu unless on_device (the check compares
         on the GPU, where the float64 work on 64M-element outputs takes milliseconds, not seconds;
         the timer keeps its input sets' references on the cpu, out of the timed worker's memory)."""
-        dev = [x.to(self.device) if isinstance(x, torch.Tensor) else x for x in inputs]
+        # a copy always: the reference may write its inputs, and the caller sends them on to the answer
+        dev = [x.to(self.device, copy=True) if isinstance(x, torch.Tensor) else x for x in inputs]
         before = [x.clone() if isinstance(x, torch.Tensor) else None for x in dev]
         with torch.no_grad():
             out = self.native(*dev)
@@ -146,7 +147,7 @@ class _Check:
         self.cfg = cfg
         self.device = cfg.device
         self.seed = cfg.seed if cfg.seed is not None else int.from_bytes(os.urandom(6), "little")
-        self.factory = inp.InputFactory(task, self.seed)
+        self.factory = inp.InputFactory(task, self.seed, device=self.device)
         self.cap = cfg.max_variant_elements or inp.DEFAULT_CAP.get(self.device, 1 << 16)
         self.worker: Worker | None = None
         self.answer_path = ""

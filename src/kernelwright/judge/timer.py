@@ -132,7 +132,7 @@ def _prepare(task: Task, cfg: TimerConfig, device: str) -> _Plan:
 
     seed = int.from_bytes(os.urandom(4), "little")
     base = inp.ShapeConfig()
-    factory = inp.InputFactory(task, seed)
+    factory = inp.InputFactory(task, seed, device=device)
     ref = _Reference(task, base, device, seed=seed % (2**31))
     first = factory.make(base, "signed")
     native, r64 = ref.run(first)
@@ -141,10 +141,11 @@ def _prepare(task: Task, cfg: TimerConfig, device: str) -> _Plan:
         factory.positive = {i for i, t in enumerate(first) if isinstance(t, torch.Tensor) and t.is_floating_point()}
         first = factory.make(base, "signed")
         native, r64 = ref.run(first)
-    sets, refs = [first], [(native, r64)]
+    host = lambda xs: [x.cpu() if isinstance(x, torch.Tensor) else x for x in xs]  # noqa: E731 - sets live on the host
+    sets, refs = [host(first)], [(native, r64)]
     for _ in range(_set_count(roofline.tensor_bytes(first), cfg) - 1):
         x = factory.make(base, "signed")
-        sets.append(x)
+        sets.append(host(x))
         refs.append(ref.run(x))
     dev_inputs = [t.to(device) if isinstance(t, torch.Tensor) else t for t in first]
     with torch.no_grad():
