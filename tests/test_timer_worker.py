@@ -179,3 +179,69 @@ def test_time_answer_end_to_end_host_clock(tmp_path):
     assert not bad.accepted and "differ from the reference" in bad.reason
     c = compare(tmp_path / "task.py", tmp_path / "good.py", tmp_path / "cache.py", cfg, host_clock_ok=True)
     assert not c.accepted and not c.faster and "candidate" in c.reason
+
+
+THREADY = """
+import threading
+import time
+import torch
+import torch.nn as nn
+class {cls}(nn.Module):
+    def forward(self, x):  # every call leaves a thread behind, the timed ones too
+        threading.Thread(target=time.sleep, args=(3,), daemon=True).start()
+        return torch.softmax(x, dim=-1)
+B = 6
+D = 33
+def get_inputs():
+    return [torch.randn(B, D)]
+def get_init_inputs():
+    return []
+"""
+
+
+def _host_cfg(tmp_path):
+    from kernelwright.config import TimerConfig
+
+    return TimerConfig(device="cpu", warmup_ms=1, rep_ms=1, min_reps=5, max_reps=10, flush_l2_bytes=4096,
+                       ceilings_cache=str(tmp_path / "ceil.json"))
+
+
+@pytest.mark.slow
+def test_task_timer_candidates_host_clock(tmp_path):
+    """TaskTimer (the loop's timer): eager timed once for the task; a candidate alone, then beside an
+    incumbent in one run (a comparison with its noise bar); a pointer cache rejected by the re-check."""
+    from kernelwright.judge.timer import TaskTimer
+
+    (tmp_path / "task.py").write_text(TASK)
+    (tmp_path / "good.py").write_text(GOOD)
+    (tmp_path / "cache.py").write_text(CACHE)
+    t = TaskTimer(tmp_path / "task.py", _host_cfg(tmp_path), host_clock_ok=True)
+    first = t.candidate(tmp_path / "good.py")
+    assert first.report.accepted, first.report.reason
+    assert first.comparison is None and first.incumbent is None
+    eager = first.report.baselines["eager"]
+    assert eager is not None and first.report.speedup["eager"] == pytest.approx(eager.median_ms /
+                                                                                first.report.answer.median_ms)
+    second = t.candidate(tmp_path / "good.py", tmp_path / "good.py")
+    assert second.report.accepted and second.incumbent == str(tmp_path / "good.py")
+    assert second.report.baselines["eager"] is eager  # the task's eager row, timed once
+    c = second.comparison
+    assert c is not None and c.accepted and c.noise >= 0.02 and c.candidate is second.report.answer
+    bad = t.candidate(tmp_path / "cache.py", tmp_path / "good.py")
+    assert not bad.report.accepted and bad.comparison is None and "differ from the reference" in bad.report.reason
+
+
+@pytest.mark.slow
+def test_a_thread_in_a_baseline_is_noted_in_an_answer_rejected(tmp_path):
+    """The B2 rule (a thread appears during the timed calls) rejects an answer; a baseline row (the
+    task's own Model: torch's code) is timed and carries a note instead."""
+    from kernelwright.judge.timer import time_answer, time_baselines
+
+    (tmp_path / "task.py").write_text(THREADY.format(cls="Model"))
+    (tmp_path / "answer.py").write_text(THREADY.format(cls="ModelNew"))
+    cfg = _host_cfg(tmp_path)
+    base = time_baselines(tmp_path / "task.py", cfg, ("eager",), host_clock_ok=True)
+    assert base.baselines["eager"] is not None
+    assert any("thread" in n and "not rejected" in n for n in base.notes), base.notes
+    rep = time_answer(tmp_path / "task.py", tmp_path / "answer.py", cfg, baselines=(), host_clock_ok=True)
+    assert not rep.accepted and "new thread" in rep.reason
