@@ -23,6 +23,10 @@ class JudgeConfig:
     gpu_memory_fraction: float = 0.9  # torch.cuda.set_per_process_memory_fraction in the worker
     require_custom_kernel: bool = True  # reject answers where no kernel of their own ran
     sandbox_namespaces: bool = True  # new user/pid/net/mount namespaces via unshare(1) when available
+    # cuda: profile one forward for the share of GPU time in the answer's own kernels (reported, not
+    # judged). The profiler's start-up cost 6 s of an 85 s full-size check on an H100; the loop,
+    # which records no share, turns it off.
+    kernel_share: bool = True
 
 
 @dataclass

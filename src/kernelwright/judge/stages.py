@@ -371,7 +371,7 @@ class _Check:
                     raise Rejection("integrity", "with the answer's own kernels neutralised its output is still "
                                                  "correct: those kernels do not compute the result")
         self.end("reused buffers x2, ablation" if self.cfg.require_custom_kernel else "reused buffers x2")
-        if self.device == "cuda":
+        if self.device == "cuda" and self.cfg.kernel_share:
             x = self.factory.make(base, "signed")
             self.build(base)
             reply = self.request({"cmd": "share", "name": "answer", "inputs": [t.cpu() if isinstance(t, torch.Tensor)

@@ -262,6 +262,9 @@ class _Run:
 
     def go(self) -> dict[str, TaskOutcome]:
         self.ledger = Ledger.open(self.run_dir)  # repairs results.tsv if a crash left it behind
+        # The ledger records no kernel share: the loop's checks skip its profiler run.
+        if dataclasses.is_dataclass(self.judge_cfg):
+            self.judge_cfg = dataclasses.replace(self.judge_cfg, kernel_share=False)
         self.workers = check_workers(self.device, self.cfg)
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="kw-check")
         self.gpu = GpuGate(self.device == "cuda" and self.cfg.quiet_timing)
