@@ -412,6 +412,10 @@ class _TaskRun:
         view.start_task(self.name, len(self.rows), self.max_exp, self.budget_s,
                         (self.incumbent or {}).get("speedup_eager"), self.state().kept)
         reason = EXHAUSTED if rf.task(self.name).get("stop_reason") == EXHAUSTED else None
+        if reason is None and self.device == "cuda" and self.run.judges.timer is not None:
+            # The task's timer (input sets, references, ceilings, the eager row) is made while the
+            # first round is checked, not after its first check returns.
+            threading.Thread(target=self._prepare_timer, name="kw-timer-setup", daemon=True).start()
         while reason is None:
             reason = move_on_reason(self.state(), self.cfg)
             if reason is not None:
@@ -601,6 +605,17 @@ class _TaskRun:
                     raise UsageError("no timer to time candidates with on cuda", "Pass Judges(timer=...).")
                 self._timer = make(self.task_path, self.run.timer_cfg, self.run.gpu)
             return self._timer
+
+    def _prepare_timer(self) -> None:
+        """Best effort, in the background: a failure here is raised again, where it belongs, by the
+        first candidate that needs the timer (_task_timer retries)."""
+        try:
+            t = self._task_timer()
+            eager = getattr(t, "eager", None)
+            if eager is not None:
+                eager("events")  # the mode of all but sub-20-us tasks; another mode is timed on demand
+        except Exception:  # noqa: BLE001 - see the docstring
+            pass
 
     def _time(self, path: Path) -> tuple[Any, float]:
         """The candidate timed interleaved with the incumbent of this moment: (CandidateTiming or the
