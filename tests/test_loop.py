@@ -326,7 +326,8 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     script = [fc("w1", wrong=True), fc("w2", wrong=True), fc("w3", wrong=True), fc("a")]
     buf = io.StringIO()
     with pytest.raises(LoopInterrupted) as exc:
-        run(tmp_path, [_Interrupting(script, at=3)], device="cpu", candidates_per_round=1,
+        # one candidate at a time (no overlap between rounds): where Ctrl-C lands is then exact
+        run(tmp_path, [_Interrupting(script, at=3)], device="cpu", candidates_per_round=1, compile_workers=1,
             console=Console(file=buf, width=300))
     assert "To resume, run the same command again with --out" in buf.getvalue()
     assert exc.value.outcomes["relu"].stop_reason == "interrupted"
@@ -404,3 +405,25 @@ def test_gpu_gate_times_alone():
     off = GpuGate(enabled=False)
     with off.shared(), off.alone():  # overlap allowed: no waiting at all
         pass
+
+
+def test_next_round_is_proposed_while_the_last_one_runs(tmp_path):
+    """No round barrier: with a window of 4, the next round of 2 is proposed while the first
+    round's candidates are still being judged; nothing is judged twice, every candidate gets its row."""
+    import time as _time
+
+    class SlowJudges(FakeJudges):
+        def check(self, task_path, answer_path, cfg, gate=None):
+            _time.sleep(0.3)
+            return super().check(task_path, answer_path, cfg, gate)
+
+    j = SlowJudges(speed={f"c{i}": 1.0 + i / 10 for i in range(6)})
+    p = Scripted([[fc("c0"), fc("c1")], [fc("c2"), fc("c3")], [fc("c4"), fc("c5")]], by_history=False)
+    out, _ = run(tmp_path, [p], judges=j, candidates_per_round=2, compile_workers=4, beam_width=1,
+                 diversity_slots=0)
+    rows = assert_mirror(tmp_path / "run")
+    assert sorted(r["label"] for r in rows) == [f"c{i}" for i in range(6)]
+    assert sorted(j.checked) == [f"c{i}" for i in range(6)]  # each once
+    assert out["relu"].experiments == 6 and [r["id"] for r in rows] == list(range(1, 7))
+    # The second round was asked for before the first round's checks (0.3 s each) had rows.
+    assert p.contexts[1].history_size < 2

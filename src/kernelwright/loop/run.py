@@ -10,8 +10,9 @@ Resume: the same call on the same DIR goes on from the ledger. Every decision in
 the incumbent, the time spent, the counts the rules look at) is read back from ledger rows, so a
 run killed at any instant loses at most the experiments in flight and repeats nothing.
 
-Throughput: candidates of a round are checked and then timed side by side, each in its own worker
-processes (threads over judge.check and the task's judge.timer.TaskTimer). The GPU is shared
+Throughput: candidates are checked and then timed side by side, each in its own worker processes
+(threads over judge.check and the task's judge.timer.TaskTimer), in a window of check_workers; the
+next round is proposed once half the window is free, not after the slowest candidate of a round. The GPU is shared
 through a judge.gate.GpuGate: checks' requests share it, a timed batch has it alone, so compiles,
 checks and timings overlap everywhere except inside the timed calls. Decisions (keep/revert, the
 ledger row) are made here, in the loop's thread, as each candidate's results arrive.
@@ -366,6 +367,12 @@ class _TaskRun:
         self.exhausted: set[int] = set()  # node keys no proposer has anything new for
         self.dead: set[tuple[int, str]] = set()  # (node, proposer) pairs that have nothing new
         self.misses: dict[tuple[int, str], int] = {}  # replies in a row with nothing new to judge
+        # Candidates being checked/timed: future -> (proposal, submitted at, submission number).
+        # The next round is proposed while up to half the window still runs (no round barrier).
+        self.inflight: dict[Future, tuple[Proposal, float, int]] = {}
+        self.inflight_hashes: set[str] = set()
+        self.submitted = 0
+        self.stopped = False  # a move-on rule fired: nothing new is started
         self._timer: Any = None  # the task's TaskTimer, made by the first candidate to need it
         self._timer_lock = threading.Lock()
         self.parallel = min(run.workers, _fits_in_memory(self.task_path, self.device))
@@ -422,14 +429,19 @@ class _TaskRun:
                 break
             parents = search.choose_parents(self.rows, self.device, self.cfg, self.exhausted)
             if not parents:
+                if self.inflight:  # their rows may open new parents
+                    self._collect()
+                    continue
                 reason = EXHAUSTED
                 break
             before = self._progress_mark()
             proposals = self._propose(parents)
             self._judge(proposals)
             self.round += 1
-            if self._progress_mark() == before:  # cannot happen by design; never spin in place
+            if self._progress_mark() == before and not self.inflight:  # never spin in place
                 reason = f"{EXHAUSTED} (a round changed nothing)"
+        while self.inflight:  # candidates still running get their rows; those not started were dropped
+            self._collect()
         self._final_timing()
         out = self.outcome(reason)
         rf.set_task(self.name, status="done", stop_reason=reason, experiments=out.experiments,
@@ -468,7 +480,7 @@ class _TaskRun:
         })
 
     def _room(self) -> int | None:
-        return None if self.max_exp is None else max(0, self.max_exp - len(self.rows))
+        return None if self.max_exp is None else max(0, self.max_exp - len(self.rows) - len(self.inflight))
 
     def _propose(self, parents: list[int]) -> list[Proposal]:
         """Ask proposers for candidates for each parent (in turn, rotating); failures become rows."""
@@ -524,6 +536,7 @@ class _TaskRun:
             self.dead.add(key)
             return []
         out: list[Proposal] = []
+        running = 0  # offered again because its result is not in yet: the proposer is not at fault
         each = spent / len(got)
         for c in list(got)[:n]:
             bad = _bad_candidate(c)
@@ -533,13 +546,14 @@ class _TaskRun:
                                               source_hash=h, error=bad, propose_s=each))
                 continue
             h, _ = self.ledger.save_source(c.source)
-            if h in self.seen:  # already judged for this task: nothing to learn from it again
+            if h in self.seen:  # already judged (or being judged) for this task: nothing new
+                running += h in self.inflight_hashes
                 continue
             self.seen.add(h)
             out.append(Proposal(parent, p.name, c, source_hash=h, propose_s=each))
         if out:
             self.misses.pop(key, None)
-        else:
+        elif not running:
             self._miss(key)
         return out
 
@@ -550,33 +564,44 @@ class _TaskRun:
 
     def _judge(self, proposals: list[Proposal]) -> None:
         """Check (and on cuda time) candidates side by side, at most self.parallel at once; decide
-        each in this thread, in the order submitted, as its results return."""
-        futures: dict[Future, tuple[Proposal, float]] = {}
+        each in this thread as its results return (in submission order among those done together).
+        Returns once every new candidate is submitted and at most half the window is still busy, so
+        that the next round is proposed while the rest run; with nothing new, after one decision."""
         queue = list(proposals)
-        order: list[Future] = []
-        pending: set[Future] = set()
-        stopped = False
-        while queue or pending:
-            while queue and not stopped and len(pending) < self.parallel:
+        decided = 0
+        while True:
+            while queue and not self.stopped and len(self.inflight) < self.parallel:
                 pr = queue.pop(0)
-                fut = self.run.pool.submit(self._check, pr)
-                futures[fut] = (pr, time.monotonic())
-                order.append(fut)
-                pending.add(fut)
-            if not pending:
-                break
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in sorted(done, key=order.index):
-                if fut.cancelled():
-                    continue
-                pr, submitted = futures[fut]
-                verdict, check_s, timed = fut.result()
-                self._decide(pr, verdict, check_s, timed, time.monotonic() - submitted)
-            if not stopped and move_on_reason(self.state(), self.cfg) is not None:
-                stopped = True  # candidates not started are dropped; running ones still get their rows
+                self.submitted += 1
+                self.inflight[self.run.pool.submit(self._check, pr)] = (pr, time.monotonic(), self.submitted)
+                self.inflight_hashes.add(pr.source_hash)
+            if self.stopped:
                 queue.clear()
-                for fut in pending:
-                    fut.cancel()
+            if not self.inflight:
+                return
+            if not queue and len(self.inflight) <= self.parallel // 2 and (proposals or decided):
+                return
+            decided += self._collect()
+
+    def _collect(self) -> int:
+        """Wait for at least one candidate in flight; decide every one done. Returns how many."""
+        done, _ = wait(set(self.inflight), return_when=FIRST_COMPLETED)
+        n = 0
+        for fut in sorted(done, key=lambda f: self.inflight[f][2]):
+            pr, submitted, _ = self.inflight.pop(fut)
+            self.inflight_hashes.discard(pr.source_hash)
+            if fut.cancelled():
+                continue
+            verdict, check_s, timed = fut.result()
+            self._decide(pr, verdict, check_s, timed, time.monotonic() - submitted)
+            n += 1
+        if not self.stopped and move_on_reason(self.state(), self.cfg) is not None:
+            self.stopped = True  # candidates not started are dropped; running ones still get their rows
+            for fut in list(self.inflight):
+                if fut.cancel():
+                    pr = self.inflight.pop(fut)[0]
+                    self.inflight_hashes.discard(pr.source_hash)
+        return n
 
     def _check(self, pr: Proposal) -> tuple[Any, float, tuple[Any, float] | None]:
         """In a pool thread: the correctness check, then (cuda, accepted) the candidate's timing."""
@@ -753,11 +778,11 @@ def _fits_in_memory(task_path: Path, device: str) -> int:
     """How many of this task's checks fit in GPU memory side by side. A check holds the task's
     inputs and outputs in its worker and, in the judge, the reference's, in float64 twice: about
     12 x the inputs' bytes in all (fp32 inputs; a guess that errs large). Half the GPU is the room."""
-    if device != "cuda":
+    import torch
+
+    if device != "cuda" or not torch.cuda.is_available():  # no GPU memory to share (fake judges)
         return 1 << 30
     try:
-        import torch
-
         from ..judge.inputs import count_elements
         from ..task import load_task
 
