@@ -1,9 +1,13 @@
 """Experiments per hour of the optimization loop on one GPU, with the template (search) proposer,
 on a memory-bound task (softmax over rows) and a matmul task.
 
-    python bench/loop_throughput.py                  # H100: about 2.5 minutes (2 tasks x 50 s of loop
-                                                     # budget, plus the round in flight, proposer set-up
-                                                     # and the final worker start-ups)
+    python bench/loop_throughput.py                  # H100: about 10 minutes (2 tasks x 240 s of loop
+                                                     # budget, plus the candidates in flight at the end)
+    python bench/loop_throughput.py --tasks softmax  # one task per device call: about 5 minutes
+
+A budget much shorter than 240 s measures the latency of the first candidates, not the rate: on
+the H100 one full-size softmax candidate took ~90 s from proposal to ledger row (check + timing),
+with 8 side by side (bench/results/h100-2026-11-22/).
     python bench/loop_throughput.py --modes quiet,overlap   # also with checks overlapping timing (~5 min)
     python bench/loop_throughput.py --cpu-smoke      # tiny sizes on the CPU (interpreter): plumbing only
 
@@ -152,7 +156,7 @@ def fmt(v, spec: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--budget-s", type=float, default=50.0, help="loop budget per task and mode")
+    ap.add_argument("--budget-s", type=float, default=240.0, help="loop budget per task and mode")
     ap.add_argument("--modes", default="quiet", help="quiet, overlap, or quiet,overlap")
     ap.add_argument("--tasks", default="softmax,matmul")
     ap.add_argument("--workers", type=int, default=0,
