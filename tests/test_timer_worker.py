@@ -181,22 +181,10 @@ def test_time_answer_end_to_end_host_clock(tmp_path):
     assert not c.accepted and not c.faster and "candidate" in c.reason
 
 
-THREADY = """
-import threading
-import time
-import torch
-import torch.nn as nn
-class {cls}(nn.Module):
-    def forward(self, x):  # every call leaves a thread behind, the timed ones too
-        threading.Thread(target=time.sleep, args=(3,), daemon=True).start()
-        return torch.softmax(x, dim=-1)
-B = 6
-D = 33
-def get_inputs():
-    return [torch.randn(B, D)]
-def get_init_inputs():
-    return []
-"""
+# TASK's softmax, with a thread left behind by every call (the timed ones too)
+THREADY = TASK.replace("import torch\n", "import threading\nimport time\nimport torch\n", 1).replace(
+    "        return torch.softmax", "        threading.Thread(target=time.sleep, args=(3,), daemon=True).start()\n"
+    "        return torch.softmax").replace("class Model(", "class {cls}(")
 
 
 def _host_cfg(tmp_path):
