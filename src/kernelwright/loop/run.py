@@ -565,8 +565,9 @@ class _TaskRun:
     def _judge(self, proposals: list[Proposal]) -> None:
         """Check (and on cuda time) candidates side by side, at most self.parallel at once; decide
         each in this thread as its results return (in submission order among those done together).
-        Returns once every new candidate is submitted and at most half the window is still busy, so
-        that the next round is proposed while the rest run; with nothing new, after one decision."""
+        Returns once every new candidate is submitted, the task has a row, and at most half the
+        window is still busy, so that the next round is proposed while the rest run; with nothing
+        new, after one decision."""
         queue = list(proposals)
         decided = 0
         while True:
@@ -579,7 +580,9 @@ class _TaskRun:
                 queue.clear()
             if not self.inflight:
                 return
-            if not queue and len(self.inflight) <= self.parallel // 2 and (proposals or decided):
+            # Before the task's first row nothing is known to build on: the first round is waited
+            # for (so --proposer search,llm hands the agents the template's answer, not the root).
+            if not queue and len(self.inflight) <= self.parallel // 2 and (proposals or decided) and self.rows:
                 return
             decided += self._collect()
 
