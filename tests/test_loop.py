@@ -414,7 +414,8 @@ def test_next_round_is_proposed_while_the_last_one_runs(tmp_path):
 
     class SlowJudges(FakeJudges):
         def check(self, task_path, answer_path, cfg, gate=None):
-            _time.sleep(0.3)
+            # c1 outlasts c0 by far: c0's row is in, c1 still runs when the next round is asked for
+            _time.sleep(1.5 if self._label(answer_path) == "c1" else 0.1)
             return super().check(task_path, answer_path, cfg, gate)
 
     j = SlowJudges(speed={f"c{i}": 1.0 + i / 10 for i in range(6)})
@@ -425,5 +426,5 @@ def test_next_round_is_proposed_while_the_last_one_runs(tmp_path):
     assert sorted(r["label"] for r in rows) == [f"c{i}" for i in range(6)]
     assert sorted(j.checked) == [f"c{i}" for i in range(6)]  # each once
     assert out["relu"].experiments == 6 and [r["id"] for r in rows] == list(range(1, 7))
-    # The second round was asked for before the first round's checks (0.3 s each) had rows.
-    assert p.contexts[1].history_size < 2
+    # The second round was asked for after c0's row, while c1 was still being checked.
+    assert p.contexts[1].history_size == 1
