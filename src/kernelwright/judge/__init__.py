@@ -13,8 +13,8 @@ __all__ = ["check", "STAGES", "Rejection", "StageResult", "Verdict"]
 
 def check(task_path, answer_path, config=None, *, gate=None) -> Verdict:
     """Full correctness judgement of one answer file against one task file. gate (judge.gate.GpuGate):
-    shares the GPU with a timer in the same process (the loop's)."""
+    shares the GPU with a timer in the same process (the loop's); None: the GPU is not shared."""
+    from .gate import NO_GATE
     from .stages import check as _check
 
-    return _check(task_path, answer_path, config) if gate is None else _check(task_path, answer_path, config,
-                                                                              gate=gate)
+    return _check(task_path, answer_path, config, gate=gate or NO_GATE)

@@ -41,8 +41,6 @@ from .stats import InvalidTimes, TimingStats, aa_spread, keep_rule, summarize
 __all__ = ["TimingStats", "TimingReport", "Comparison", "CandidateTiming", "TaskTimer", "time_answer",
            "time_baselines", "compare", "liger_family"]
 
-
-
 BASELINE_MODES = {"compile": None, "compile-max-autotune": "max-autotune-no-cudagraphs"}
 
 # Liger-Kernel op families, matched against the task's source (lower case), first match wins.
@@ -225,21 +223,18 @@ class _Session:
         """'' when built, else why not (the row gets no time)."""
         path = self.task_path if row.kind == "task" else self.worker.put_file(f"{row.name}.py", row.source)
         with self.gate.shared():
-            return self._build(row, path)
-
-    def _build(self, row: _Row, path: str) -> str:
-        reply = self.worker.request({
-            "cmd": "build", "name": row.name, "kind": row.kind, "path": path, "init_args": self.plan.init_args,
-            "state_dict": self.plan.state_dict, "seed": self.plan.seed % (2**31), "dtype": None,
-        })
-        if "error" in reply:
-            return f"building {row.name} raised: {reply['error']}"
-        if row.wrap is None:
-            return ""
-        op, arg = row.wrap
-        body = {"cmd": "time", "op": op, "name": row.name}
-        body.update({"mode": arg} if op == "compile" else {"family": arg})
-        reply = self.worker.request(body)
+            reply = self.worker.request({
+                "cmd": "build", "name": row.name, "kind": row.kind, "path": path, "init_args": self.plan.init_args,
+                "state_dict": self.plan.state_dict, "seed": self.plan.seed % (2**31), "dtype": None,
+            })
+            if "error" in reply:
+                return f"building {row.name} raised: {reply['error']}"
+            if row.wrap is None:
+                return ""
+            op, arg = row.wrap
+            body = {"cmd": "time", "op": op, "name": row.name}
+            body.update({"mode": arg} if op == "compile" else {"family": arg})
+            reply = self.worker.request(body)
         return reply.get("error") or reply.get("unavailable") or ""
 
     def warm(self, names: list[str]) -> str:
@@ -260,16 +255,13 @@ class _Session:
         reps = int(min(max(math.ceil(50.0 / max(median_ms, 1e-3)), 5), 2000))
         best = math.inf
         with self.gate.alone():
-            return self._wall(name, reps, best)
-
-    def _wall(self, name: str, reps: int, best: float) -> float:
-        for _ in range(2):
-            t0 = time.perf_counter()
-            self.worker.request({"cmd": "time", "op": "wall", "name": name, "reps": 0})
-            t1 = time.perf_counter()
-            self.worker.request({"cmd": "time", "op": "wall", "name": name, "reps": reps})
-            t2 = time.perf_counter()
-            best = min(best, max((t2 - t1) - (t1 - t0), 0.0) * 1e3 / reps)
+            for _ in range(2):
+                t0 = time.perf_counter()
+                self.worker.request({"cmd": "time", "op": "wall", "name": name, "reps": 0})
+                t1 = time.perf_counter()
+                self.worker.request({"cmd": "time", "op": "wall", "name": name, "reps": reps})
+                t2 = time.perf_counter()
+                best = min(best, max((t2 - t1) - (t1 - t0), 0.0) * 1e3 / reps)
         return best
 
 
@@ -293,11 +285,10 @@ def _recheck(plan: _Plan, outputs: list[list], device: str, same_dtype: bool = T
     return ""
 
 
-def _telemetry(reply: dict, res: _RowResult, run_wall_ms: float, slots: list[str] | None = None,
-               trusted: bool = False) -> None:
-    """Reject or flag from what the worker saw (its data, validated here where possible). With
-    slots, the off-stream pattern is judged per model: a candidate hiding work on another stream
-    in every one of its calls must not hide behind an honest incumbent's calls in the same run."""
+def _telemetry(reply: dict, res: _RowResult, run_wall_ms: float, slots: list[str], trusted: bool = False) -> None:
+    """Reject or flag from what the worker saw (its data, validated here where possible). The
+    off-stream pattern is judged per model of the run's slots: a candidate hiding work on another
+    stream in every one of its calls must not hide behind an honest incumbent's calls."""
     if reply.get("deferred"):
         res.rejected = True
         res.error = ("outputs changed after the call returned (deferred work, threats B2/B5): "
@@ -314,10 +305,9 @@ def _telemetry(reply: dict, res: _RowResult, run_wall_ms: float, slots: list[str
         res.rejected = True
         res.error = "global numeric flags (TF32, matmul precision) changed during timing (threat B12)"
     offs = reply.get("off_stream") or {}
-    calls = {n: int(reply.get("n_cycles", 0)) * slots.count(n) for n in set(slots)} if slots else {}
-    worst = [n for n, c in calls.items() if int(offs.get(n, 0)) > max(2, 0.9 * c)]
+    calls = {n: int(reply.get("n_cycles", 0)) * slots.count(n) for n in set(slots)}
     off = sum(int(v) for v in offs.values())
-    if worst or (not slots and off > max(2, 0.9 * int(reply.get("calls", 0)))):
+    if any(int(offs.get(n, 0)) > max(2, 0.9 * c) for n, c in calls.items()):
         # Host jitter (a late wake-up after the sync) showed in up to ~25% of an honest single-stream
         # kernel's calls on an H200 (471 of 2000, bench/results/timing_cheats_*); work hidden on another
         # stream shows in every call (2000 of 2000). The time counts it either way; the flag needs a pattern.

@@ -367,11 +367,9 @@ class _TaskRun:
         self.exhausted: set[int] = set()  # node keys no proposer has anything new for
         self.dead: set[tuple[int, str]] = set()  # (node, proposer) pairs that have nothing new
         self.misses: dict[tuple[int, str], int] = {}  # replies in a row with nothing new to judge
-        # Candidates being checked/timed: future -> (proposal, submitted at, submission number).
+        # Candidates being checked/timed, in submission order: future -> (proposal, submitted at).
         # The next round is proposed while up to half the window still runs (no round barrier).
-        self.inflight: dict[Future, tuple[Proposal, float, int]] = {}
-        self.inflight_hashes: set[str] = set()
-        self.submitted = 0
+        self.inflight: dict[Future, tuple[Proposal, float]] = {}
         self.stopped = False  # a move-on rule fired: nothing new is started
         self._timer: Any = None  # the task's TaskTimer, made by the first candidate to need it
         self._timer_lock = threading.Lock()
@@ -536,6 +534,7 @@ class _TaskRun:
             self.dead.add(key)
             return []
         out: list[Proposal] = []
+        in_flight = {pr.source_hash for pr, _ in self.inflight.values()}
         running = 0  # offered again because its result is not in yet: the proposer is not at fault
         each = spent / len(got)
         for c in list(got)[:n]:
@@ -547,7 +546,7 @@ class _TaskRun:
                 continue
             h, _ = self.ledger.save_source(c.source)
             if h in self.seen:  # already judged (or being judged) for this task: nothing new
-                running += h in self.inflight_hashes
+                running += h in in_flight
                 continue
             self.seen.add(h)
             out.append(Proposal(parent, p.name, c, source_hash=h, propose_s=each))
@@ -573,9 +572,7 @@ class _TaskRun:
         while True:
             while queue and not self.stopped and len(self.inflight) < self.parallel:
                 pr = queue.pop(0)
-                self.submitted += 1
-                self.inflight[self.run.pool.submit(self._check, pr)] = (pr, time.monotonic(), self.submitted)
-                self.inflight_hashes.add(pr.source_hash)
+                self.inflight[self.run.pool.submit(self._check, pr)] = (pr, time.monotonic())
             if self.stopped:
                 queue.clear()
             if not self.inflight:
@@ -589,10 +586,10 @@ class _TaskRun:
     def _collect(self) -> int:
         """Wait for at least one candidate in flight; decide every one done. Returns how many."""
         done, _ = wait(set(self.inflight), return_when=FIRST_COMPLETED)
+        order = list(self.inflight)
         n = 0
-        for fut in sorted(done, key=lambda f: self.inflight[f][2]):
-            pr, submitted, _ = self.inflight.pop(fut)
-            self.inflight_hashes.discard(pr.source_hash)
+        for fut in sorted(done, key=order.index):
+            pr, submitted = self.inflight.pop(fut)
             if fut.cancelled():
                 continue
             verdict, check_s, timed = fut.result()
@@ -602,8 +599,7 @@ class _TaskRun:
             self.stopped = True  # candidates not started are dropped; running ones still get their rows
             for fut in list(self.inflight):
                 if fut.cancel():
-                    pr = self.inflight.pop(fut)[0]
-                    self.inflight_hashes.discard(pr.source_hash)
+                    del self.inflight[fut]
         return n
 
     def _check(self, pr: Proposal) -> tuple[Any, float, tuple[Any, float] | None]:
@@ -611,10 +607,7 @@ class _TaskRun:
         path = self.ledger.sources / f"{pr.source_hash}.py"
         t = time.monotonic()
         try:
-            if self.run.gpu.enabled:
-                verdict = self.run.judges.check(self.task_path, path, self.run.judge_cfg, gate=self.run.gpu)
-            else:
-                verdict = self.run.judges.check(self.task_path, path, self.run.judge_cfg)
+            verdict = self.run.judges.check(self.task_path, path, self.run.judge_cfg, gate=self.run.gpu)
         except TaskError:
             raise
         except Exception as exc:  # the judge itself failed: no verdict on this candidate
