@@ -106,6 +106,16 @@ HEADER = ["op", "row", "median ms", "p20-p80 ms", "GB/s", "% copy ceil", "A/A %"
 
 # -- this script -----------------------------------------------------------------------------------
 
+def kb_smoke_copy(task: Path, tmp: Path, most: int) -> Path:
+    """A KernelBench task with every top-level int constant capped at `most` (the CPU interpreter
+    cannot run real sizes), written to tmp."""
+    src = re.sub(r"^([A-Za-z_]\w*) = (\d+)( \* \d+)?$", lambda m: f"{m.group(1)} = {min(int(m.group(2)), most)}",
+                 task.read_text(), flags=re.M)
+    out = tmp / task.name
+    out.write_text(src)
+    return out
+
+
 def smoke_copy(task: Path, tmp: Path) -> Path:
     """The task with its size constants shrunk (the CPU interpreter cannot run 8192 x 8192)."""
     src = task.read_text()

@@ -17,7 +17,6 @@ problem so that a cut-off run keeps what it measured.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from headline_ops import env_info, fmt_table, save  # noqa: E402
+from headline_ops import env_info, fmt_table, kb_smoke_copy, save  # noqa: E402
 
 KB = HERE.parent / ".kb" / "KernelBench"
 # At their own sizes every one of these moves under ~600 MB of inputs (several level-1 problems
@@ -55,12 +54,7 @@ HEADER = ["problem", "row", "median ms", "p20-p80 ms", "A/A %", "GB/s", "TFLOP/s
 
 
 def smoke_copy(task: Path, tmp: Path) -> Path:
-    """Every top-level int constant set to a small odd value (the interpreter cannot run real sizes)."""
-    src = re.sub(r"^([A-Za-z_]\w*) = (\d+)( \* \d+)?$", lambda m: f"{m.group(1)} = {min(int(m.group(2)), 5)}",
-                 task.read_text(), flags=re.M)
-    out = tmp / task.name
-    out.write_text(src)
-    return out
+    return kb_smoke_copy(task, tmp, 5)
 
 
 def rows_of(label: str, rep) -> list[list]:

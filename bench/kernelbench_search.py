@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from headline_ops import env_info, fmt_table, save  # noqa: E402
+from headline_ops import env_info, fmt_table, kb_smoke_copy, save  # noqa: E402
 from templates_perf import tune_op  # noqa: E402
 
 KB = HERE.parent / ".kb" / "KernelBench"
@@ -65,12 +64,7 @@ HEADER = ["problem", "check", "answer ms", "eager ms", "compile ms", "vs eager",
 
 
 def smoke_copy(task: Path, tmp: Path) -> Path:
-    """Every top-level int constant set to a small odd value (the interpreter cannot run real sizes)."""
-    src = re.sub(r"^([A-Za-z_]\w*) = (\d+)( \* \d+)?$", lambda m: f"{m.group(1)} = {min(int(m.group(2)), 7)}",
-                 task.read_text(), flags=re.M)
-    out = tmp / task.name
-    out.write_text(src)
-    return out
+    return kb_smoke_copy(task, tmp, 7)
 
 
 def main() -> int:
