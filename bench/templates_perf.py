@@ -34,16 +34,15 @@ from headline_ops import HEADER, env_info, fmt_table, report_rows, save, smoke_c
 OPS = ["rmsnorm", "softmax", "layernorm", "cross_entropy"]
 
 
-def tune_op(task: Path, device: str, per_region: int) -> tuple[str, list[dict], str]:
-    """(answer source, tuning log, label) of the best tuned point."""
+def tune_point(task: Path, device: str, per_region: int) -> tuple:
+    """(plan, best point, tuning log) for the task: the search proposer's plan, tuned in process."""
     from kernelwright.config import SearchConfig
     from kernelwright.propose.search import tune
-    from kernelwright.propose.search.proposer import _capture_task, build_plan, render_point
+    from kernelwright.propose.search.proposer import _capture_task, build_plan
 
     plan = build_plan(str(task), device, SearchConfig())
     if device == "cpu":
-        src, label = render_point(plan, tuple(0 for _ in plan.regions))
-        return src, [], label
+        return plan, tuple(0 for _ in plan.regions), []
     import torch
     import triton.testing
 
@@ -56,6 +55,14 @@ def tune_op(task: Path, device: str, per_region: int) -> tuple[str, list[dict], 
 
     point, log = tune.tune_in_process(plan, init, inputs, time_fn, per_region=per_region,
                                       rounds=SearchConfig().halving_rounds)
+    return plan, point, log
+
+
+def tune_op(task: Path, device: str, per_region: int) -> tuple[str, list[dict], str]:
+    """(answer source, tuning log, label) of the best tuned point."""
+    from kernelwright.propose.search.proposer import render_point
+
+    plan, point, log = tune_point(task, device, per_region)
     src, label = render_point(plan, point)
     return src, log, label
 

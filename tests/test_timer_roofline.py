@@ -41,9 +41,20 @@ def test_compute_bound_uses_matmul_rate_of_the_dtype():
     floor = roofline.floor_ms(work, H100ISH)
     assert floor == pytest.approx(2 * n**3 / 700e12 * 1e3)
     assert roofline.pct_of_ceiling(work, floor * 2, H100ISH) == pytest.approx(50.0)
-    # An fp64 matmul has no measured rate: the fp32 one is used, never none at all.
+    # An fp64 matmul has no measured rate of its own: the floor still has one.
     w64 = roofline.Work(bytes_moved=1, flops=10**12, dtype="float64")
-    assert roofline.floor_ms(w64, H100ISH) == pytest.approx(10**12 / 50e12 * 1e3)
+    assert roofline.floor_ms(w64, H100ISH) == pytest.approx(10**12 / 700e12 * 1e3)
+
+
+def test_fp32_floor_uses_the_fastest_rate_but_reports_against_fp32():
+    """An fp32 answer on tensor cores (3xTF32) legitimately beats torch's CUDA-core fp32 rate
+    (1.6x on an H100): the floor must not call that impossible; % of ceiling says it beat fp32."""
+    n = 4096
+    work = roofline.Work(bytes_moved=3 * n * n * 4, flops=2 * n**3, dtype="float32")
+    fp32_time = 2 * n**3 / 50e12 * 1e3  # torch's fp32 rate
+    assert not roofline.below_floor(fp32_time / 1.6, work, H100ISH, slack=0.15)
+    assert roofline.below_floor(2 * n**3 / 700e12 * 1e3 / 2, work, H100ISH, slack=0.15)  # 2x the fastest rate
+    assert roofline.pct_of_ceiling(work, fp32_time / 1.6, H100ISH) == pytest.approx(160.0)
 
 
 def test_below_floor_rejects_impossible_times_only():

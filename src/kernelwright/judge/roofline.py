@@ -3,8 +3,13 @@
 bytes: every input tensor read once, every parameter and buffer read once, every output written
 once (distinct storages only). FLOPs: torch.utils.flop_counter over one reference forward (it
 counts matmul, conv and attention; elementwise and reductions count 0, so those ops are
-memory-bound by construction). The floor, max(bytes / copy bandwidth, FLOPs / matmul rate), is
-the least time any kernel can take: a time below it is impossible and is rejected (threat B9).
+memory-bound by construction). The floor, max(bytes / copy bandwidth, FLOPs / fastest matmul
+rate), is the least time any kernel can take: a time below it is impossible and is rejected
+(threat B9). The floor's rate is the fastest one measured on this GPU in any dtype, not the task's
+own: an fp32 answer may legitimately run on tensor cores (3xTF32 splits each operand into TF32
+parts and passed the strict fp32 check at 1.6x cuBLAS's CUDA-core fp32 on an H100,
+bench/results/h100-2026-11-22/matmul_perf.txt), and torch's fp32 rate would reject it as
+impossible. Rates and % of ceiling are still reported against the task dtype's own rate.
 """
 from __future__ import annotations
 
@@ -74,7 +79,7 @@ def floor_ms(work: Work, ceil: Ceilings) -> float | None:
     parts = []
     if ceil.copy_gbps:
         parts.append(work.bytes_moved / (ceil.copy_gbps * 1e9) * 1e3)
-    rate = ceil.matmul_for(work.dtype) or ceil.matmul_for("float32")
+    rate = max(ceil.matmul_tflops.values(), default=None)  # the fastest dtype: see the module docstring
     if work.flops and rate:
         parts.append(work.flops / (rate * 1e12) * 1e3)
     return max(parts) if parts else None

@@ -179,13 +179,13 @@ class _CudaClock:
         self.base.record(self.all, self.torch.cuda.current_stream())
         self.base.synchronize(self.all)
 
-    def read(self) -> tuple[float, bool]:
-        """(ms, off_stream): off_stream when work outside the current stream outlasted it."""
+    def read(self) -> tuple[float, float]:
+        """(ms, excess ms): excess > 0 when work outside the current stream outlasted it (counted in ms)."""
         t = self.base.elapsed_time(self.start, self.end)
         excess = self.base.elapsed_time(self.end, self.all) - self.bias_ms
         if excess > self.slack_ms:
-            return t + excess, True
-        return t, False
+            return t + excess, excess
+        return t, 0.0
 
     def calibrate(self, n: int = 25) -> None:
         """The sync latency an empty window shows between the end and all-streams events."""
@@ -209,8 +209,8 @@ class _HostClock:
     def finish(self) -> None:
         self.t1 = time.perf_counter()
 
-    def read(self) -> tuple[float, bool]:
-        return (self.t1 - self.t0) * 1e3, False
+    def read(self) -> tuple[float, float]:
+        return (self.t1 - self.t0) * 1e3, 0.0
 
     def calibrate(self, n: int = 0) -> None:
         pass
@@ -371,7 +371,8 @@ class _Runner:
         self.l2 = _PersistingL2(state.device)
         self.flush = torch.empty(int(body.get("flush_bytes", 256 << 20)), dtype=torch.uint8, device=state.device)
         self.graphs: dict[str, tuple] = {}
-        self.off_stream: dict[str, int] = {}
+        self.off_stream: dict[str, int] = {}  # model name -> calls whose work outlasted the current stream
+        self.off_stream_ms: dict[str, float] = {}  # model name -> total ms by which it outlasted it
 
     def call(self, name: str, k: int):
         """One timed call of model `name` on input set k; returns (outputs, ms)."""
@@ -386,8 +387,9 @@ class _Runner:
             out = self.state.models[name](*_HELD["bufs"])
         self.clock.finish()
         ms, off = self.clock.read()
-        if off:
+        if off > 0:
             self.off_stream[name] = self.off_stream.get(name, 0) + 1
+            self.off_stream_ms[name] = self.off_stream_ms.get(name, 0.0) + off
         return out, ms
 
     def capture(self, name: str) -> None:
@@ -461,6 +463,7 @@ def _op_run(state, body: dict, torch) -> dict:
         elif not r.cuda:
             mode = "host"
         r.off_stream.clear()
+        r.off_stream_ms.clear()
 
         # Timed iterations: n cycles over the slots, rotated each cycle; input set = cycle % K.
         slowest = max(est.values())
@@ -505,6 +508,7 @@ def _op_run(state, body: dict, torch) -> dict:
         "deferred": deferred,
         "threads_added": threads_after - threads_before,
         "off_stream": dict(r.off_stream),
+        "off_stream_ms": dict(r.off_stream_ms),
         "l2": r.l2.status,
         "l2_persist_set": r.l2.seen_set,
         "timer_patched": _timer_patches(torch) if r.cuda else [],

@@ -1150,7 +1150,7 @@ class RowFamily:
         """DRAM bytes x passes over the input, scaled up when too few programs fill the GPU or a
         one-pass tile spills registers."""
         spec: RowSpec = match.spec["row"]
-        R = max(1, numel // max(1, _red_guess(match)))
+        R = max(1, _red_guess(match))  # reduced elements per row; numel = M * R
         M = max(1, numel // R)
         one = R <= config["ONE_PASS_MAX"]
         passes = 1 if one else spec.stages + (1 if any(o.level == "full" for o in spec.outputs) else 0)
@@ -1166,6 +1166,18 @@ class RowFamily:
         if per_thread > 64:
             t *= per_thread / 64
         return t + 4e-6
+
+    def effective(self, match, config: dict, numel: int) -> tuple:
+        """What the config changes in the generated kernel at the captured shapes: configs that
+        differ only in knobs unused there (BLOCK_R and TILE on the one-pass path ...) time alike."""
+        R = max(1, _red_guess(match))
+        M = max(1, numel // R)
+        if R <= config["ONE_PASS_MAX"]:
+            block_r = _pow2ceil(R)
+            return ("one", max(1, min(config["BLOCK_O"], config.get("TILE", 16384) // block_r)), config["num_warps"])
+        split = M < config.get("SPLIT_BELOW_M", 0)
+        block_o = max(1, min(config["BLOCK_O"], config.get("TILE", 16384) // config["BLOCK_R"]))
+        return ("loop", block_o, config["BLOCK_R"], config["num_warps"], split and config.get("SPLIT_PROGRAMS"))
 
 
 def _red_guess(match) -> int:

@@ -49,6 +49,19 @@ def prune(family, match, configs: list[dict], device, captured, keep: int) -> tu
         return configs[:keep], [0.0] * min(len(configs), keep)
     numel, nbytes = region_traffic(match.region, captured)
     scored = sorted(((est(match, c, device, numel, nbytes), i) for i, c in enumerate(configs)))
+    eff = getattr(family, "effective", None)
+    if eff is not None:
+        # The model cannot rank what it does not see (occupancy, L2 reuse between passes): among
+        # the kept configs, each distinct kernel comes before a second config rendering the same
+        # one, so the measured tuning that follows compares different kernels (one-pass vs looped
+        # vs split), not one kernel under several unused knobs.
+        seen: set = set()
+        first, again = [], []
+        for t, i in scored:
+            k = eff(match, configs[i], numel)
+            (again if k in seen else first).append((t, i))
+            seen.add(k)
+        scored = first + again
     scored = scored[:keep]
     return [configs[i] for _, i in scored], [t for t, _ in scored]
 
