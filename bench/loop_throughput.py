@@ -2,7 +2,7 @@
 on a memory-bound task (softmax over rows) and a matmul task.
 
     python bench/loop_throughput.py                  # H100: about 10 minutes (2 tasks x 240 s of loop
-                                                     # budget, plus the candidates in flight at the end)
+                                                     # budget, plus start-up)
     python bench/loop_throughput.py --tasks softmax  # one task per device call: about 5 minutes
 
 A budget much shorter than 240 s measures the latency of the first candidates, not the rate: on
@@ -16,7 +16,9 @@ worker, interleaved with the incumbent (judge.timer.TaskTimer; eager timed once 
 keep/revert. Checks and timings of several candidates run side by side (LoopConfig.compile_workers,
 default min(8, cores / 2)); "quiet" (LoopConfig.quiet_timing, the default) holds every check's GPU
 request back while a timed batch runs (judge/gate.py); "overlap" lets them run together. Only the budget
-rule is in force, so each run fills its budget unless the proposer runs out of candidates.
+rule is in force, so each run fills its budget unless the proposer runs out of candidates. The budget
+is a deadline: candidates still in flight when it runs out are abandoned (no rows; "abandoned" in the
+JSON), their worker processes killed, so a run ends within seconds of its budget.
 Results (raw JSON, the table, command, GPU, versions, date) go to $OUT (default bench/results/).
 """
 from __future__ import annotations
@@ -134,7 +136,8 @@ def one_run(name: str, task: Path, run_dir: Path, mode: str, device: str, budget
         "task": name, "mode": mode, "experiments": len(rows), "wall_s": wall, "exp_per_h": len(rows) / wall * 3600,
         "steady_exp_per_h": steady, "accepted": out.accepted, "kept": sum(r["decision"] == "kept" for r in rows),
         "best_vs_eager": out.best_speedup, "check_s_median": med("check_s"), "time_s_median": med("time_s"),
-        "stop_reason": out.stop_reason, "verdicts": [(r["verdict"], r["decision"], r["stage"]) for r in rows],
+        "stop_reason": out.stop_reason, "abandoned": out.abandoned,
+        "verdicts": [(r["verdict"], r["decision"], r["stage"]) for r in rows],
         "errors": sorted({(r["error"] or "")[:160] for r in rows if r["verdict"] != "accepted"}),
         "log_tail": log.getvalue()[-4000:],
     }
@@ -188,8 +191,9 @@ def main() -> None:
             if device == "cpu":
                 table += "\n(cpu smoke: nothing timed; figures show the plumbing only)"
             save("loop_throughput" + ("_cpu_smoke" if args.cpu_smoke else ""), info, records, table, stamp)
-            print(f"{name}/{mode}: {rec['experiments']} experiments in {rec['wall_s']:.0f} s", flush=True)
-    print(table)
+            print(f"{name}/{mode}: {rec['experiments']} experiments in {rec['wall_s']:.0f} s "
+                  f"({rec['abandoned']} abandoned in flight at the end)", flush=True)
+    print(table, flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -428,3 +429,159 @@ def test_next_round_is_proposed_while_the_last_one_runs(tmp_path):
     assert out["relu"].experiments == 6 and [r["id"] for r in rows] == list(range(1, 7))
     # The second round was asked for after c0's row, while c1 was still being checked.
     assert p.contexts[1].history_size == 1
+
+
+# ---- abandoning candidates in flight: budget spent, Ctrl-C --------------------------------------
+@dataclass
+class _Hanging(FakeJudges):
+    """Fake judges whose candidates labelled hang-check* hang in their check and hang-time* in their
+    timing, each waiting on a child process of its thread, as the real judges wait on their worker
+    processes: only killing that process ends them (20 s otherwise); then comes the judge's next
+    GPU request, through the gate."""
+
+    procs: list = field(default_factory=list)  # the child processes the hanging judges waited on
+
+    def _hang(self, gate):
+        import subprocess
+        import sys
+
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(20)"], start_new_session=True)
+        self.procs.append(p)
+        p.wait()
+        with gate.shared():
+            pass
+
+    def check(self, task_path, answer_path, cfg, gate=None):
+        if self._label(answer_path).startswith("hang-check"):
+            self._hang(gate)
+        return super().check(task_path, answer_path, cfg, gate)
+
+    def timer(self, task_path, cfg, gate):
+        inner, fake = super().timer(task_path, cfg, gate), self
+
+        class _Timer:
+            def candidate(self, path, incumbent=None):
+                if fake._label(path).startswith("hang-time"):
+                    fake._hang(gate)
+                return inner.candidate(path, incumbent)
+
+        return _Timer()
+
+
+def _check_threads_end(within_s: float = 3.0) -> list[str]:
+    """Names of the loop's pool threads still alive after within_s (they exit once idle)."""
+    import threading
+    import time as _time
+
+    end = _time.monotonic() + within_s
+    while True:
+        busy = [t.name for t in threading.enumerate() if t.name.startswith("kw-check")]
+        if not busy or _time.monotonic() > end:
+            return busy
+        _time.sleep(0.05)
+
+
+def _reap(procs) -> list:
+    """Return codes of the hanging judges' processes (None: still running; killed then, by the test)."""
+    codes = [p.poll() for p in procs]
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return codes
+
+
+def test_budget_spent_abandons_candidates_in_flight_and_kills_their_workers(tmp_path):
+    """The budget is a deadline: with one candidate hanging in its check and one in its timing when
+    it runs out, the loop returns within seconds of it, not when they finish. They get no row,
+    their processes are killed, the loop's threads end (nothing keeps the process alive), and a
+    resume judges them afresh: nothing judged twice, ids unique, results.tsv agrees."""
+    import time as _time
+
+    j = _Hanging(speed={"a": 1.2, "hang-check": 2.0, "hang-time": 3.0})
+    script = [[fc("a"), fc("hang-check"), fc("hang-time")]]
+    t0 = _time.monotonic()
+    try:
+        out, _ = run(tmp_path, [Scripted(script, by_history=False)], judges=j, candidates_per_round=3,
+                     compile_workers=3, budget_s=1.5, move_on=("budget",))
+        took = _time.monotonic() - t0
+        busy = _check_threads_end()
+    finally:
+        codes = _reap(j.procs)
+    assert took < 1.5 + 6, f"the loop returned {took:.1f} s after starting on a 1.5 s budget"
+    assert len(codes) == 2 and codes == [-9, -9], codes  # both killed (SIGKILL), not left to run
+    assert busy == []
+    o = out["relu"]
+    assert o.stop_reason.startswith("budget") and o.abandoned == 2
+    rows = assert_mirror(tmp_path / "run")
+    assert [(r["label"], r["decision"]) for r in rows] == [("a", "kept")]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["tasks"]["relu"]["abandoned"] == 2
+    # The resume judges the abandoned candidates (they have no rows) and not a again.
+    again, j2 = run(tmp_path, [Scripted(script, by_history=False)], judges=FakeJudges(speed=j.speed),
+                    candidates_per_round=3, compile_workers=3, move_on=("budget",), beam_width=1, diversity_slots=0)
+    rows = assert_mirror(tmp_path / "run")
+    assert sorted(j2.checked) == ["hang-check", "hang-time"]
+    assert [r["label"] for r in rows][0] == "a" and sorted(r["label"] for r in rows) == ["a", "hang-check", "hang-time"]
+    assert [r["id"] for r in rows] == [1, 2, 3] and again["relu"].best_speedup == pytest.approx(3.0)
+
+
+def test_ctrl_c_kills_the_candidates_in_flight(tmp_path):
+    """Ctrl-C with a candidate hanging in its check: LoopInterrupted comes at once and that
+    candidate's process is killed and its thread ends (before, the interpreter's exit waited for it)."""
+    import time as _time
+
+    j = _Hanging(speed={"a": 1.2})
+    t0 = _time.monotonic()
+    try:
+        with pytest.raises(LoopInterrupted) as exc:
+            run(tmp_path, [_Interrupting([[fc("a"), fc("hang-check")]], at=2)], judges=j, candidates_per_round=2,
+                compile_workers=2)
+        took = _time.monotonic() - t0
+        busy = _check_threads_end()
+    finally:
+        codes = _reap(j.procs)
+    assert took < 6 and codes == [-9] and busy == [], (took, codes, busy)
+    assert exc.value.outcomes["relu"].abandoned == 1
+    assert [r["label"] for r in assert_mirror(tmp_path / "run")] == ["a"]
+
+
+def test_gpu_gate_refuses_abandoned_work():
+    import threading
+
+    from kernelwright.judge.gate import Abandoned, GpuGate, Ticket
+
+    for enabled in (True, False):
+        gpu = GpuGate(enabled=enabled)
+        mine, other = Ticket("mine"), Ticket("other")
+        got: list[str] = []
+
+        def work(ticket):
+            try:
+                with gpu.working_for(ticket):
+                    with gpu.shared():  # waits while the timer below holds the GPU alone (enabled)
+                        got.append(f"{ticket.label} ran")
+            except Abandoned:
+                got.append(f"{ticket.label} abandoned")
+
+        with gpu.alone():
+            threads = [threading.Thread(target=work, args=(t,)) for t in (mine, other)]
+            for th in threads:
+                th.start()
+            if enabled:
+                threading.Event().wait(0.1)
+                assert got == []  # both wait for the GPU
+            else:
+                for th in threads:
+                    th.join(5)
+            gpu.abandon([mine])  # no effect on work already done (disabled gate)
+        for th in threads:
+            th.join(5)
+        if enabled:
+            assert sorted(got) == ["mine abandoned", "other ran"]
+        with pytest.raises(Abandoned):  # abandoned before it starts: refused at once
+            with gpu.working_for(mine):
+                pass
+        with gpu.working_for(other), gpu.shared():  # other work goes on
+            pass
+        with gpu.alone():  # the gate is free again: nothing was left holding it or waiting
+            pass

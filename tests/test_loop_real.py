@@ -151,3 +151,47 @@ def test_real_timer_glue_on_the_cpu_host_clock(tmp_path):
     if second["decision"] == "kept":
         assert second["keep_gain"] > second["keep_noise"]
     assert out.speedups.keys() == {"eager"} and (tmp_path / "run" / "kernels" / "relu.timing.json").exists()
+
+
+def _judge_workers() -> list[int]:
+    """Live processes of this one's children that are judge workers (or their unshare wrappers)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"kernelwright.judge.worker" in cmd:
+            out.append(int(d.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_budget_spent_kills_the_real_judge_worker_of_a_hanging_candidate(tmp_path):
+    """A candidate whose forward never returns holds its real judge worker until the check's
+    timeout (120 s). The budget (5 s) is a deadline: the loop returns within seconds of it with no
+    row for that candidate, and no judge worker of this process is left running."""
+    task = write_task(tmp_path)
+    hang = good().replace("        x = x.contiguous()\n", "        while True:\n            pass\n")
+    assert hang != good()
+    t0 = time.monotonic()
+    out = optimize_tasks(
+        [TaskTarget("relu", task)], tmp_path / "run", [Scripted([cand(hang, "hang")])], device="cpu", judge_cfg=JUDGE,
+        timer_cfg=None, loop_cfg=LoopConfig(candidates_per_round=1, budget_s=5.0, move_on=("budget",)),
+        console=Console(file=io.StringIO()),
+    )["relu"]
+    took = time.monotonic() - t0
+    deadline = time.monotonic() + 5
+    while _judge_workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _judge_workers()
+    for pid in left:  # never leave one behind, whatever the test says
+        os.killpg(pid, signal.SIGKILL)
+    assert took < 5.0 + 10, f"returned {took:.1f} s after starting on a 5 s budget"
+    assert left == []
+    assert (out.experiments, out.abandoned) == (0, 1) and out.stop_reason.startswith("budget")
+    assert _rows(tmp_path / "run") == [] and read_tsv(tmp_path / "run" / "results.tsv") == []

@@ -16,6 +16,13 @@ next round is proposed once half the window is free, not after the slowest candi
 through a judge.gate.GpuGate: checks' requests share it, a timed batch has it alone, so compiles,
 checks and timings overlap everywhere except inside the timed calls. Decisions (keep/revert, the
 ledger row) are made here, in the loop's thread, as each candidate's results arrive.
+
+The budget is a deadline: the loop waits for results no longer than the task's budget lasts. When
+it is spent, candidates still in flight are abandoned, as on Ctrl-C: they get no row (a resume
+judges them afresh), the gate stops their threads at their next GPU request (judge.gate.Ticket)
+and the worker processes their threads started are killed, so the task (and the process) ends
+within seconds of its budget. Other move-on rules let the candidates in flight finish (within the
+budget) and record them.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import json
 import math
 import os
 import re
+import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -35,7 +43,7 @@ from typing import Any, Callable
 
 from ..config import JudgeConfig, LoopConfig, TimerConfig
 from ..errors import KernelwrightError, TaskError, UsageError
-from ..judge.gate import GpuGate
+from ..judge.gate import GpuGate, Ticket
 from ..propose.base import Candidate, Proposer
 from . import search
 from .ledger import Ledger, _atomic_write, dumps
@@ -67,6 +75,8 @@ class TaskOutcome:
     # The best answer timed once against every TimerConfig baseline when the task moved on
     # ({"eager": 1.4, "compile": 1.1, ...}); empty on cpu or when that timing failed.
     speedups: dict[str, float] = field(default_factory=dict)
+    # Candidates in flight abandoned in this session (budget spent, Ctrl-C): judged by no row.
+    abandoned: int = 0
 
 
 class LoopInterrupted(KeyboardInterrupt):
@@ -286,6 +296,11 @@ class _Run:
             return outcomes
         except KeyboardInterrupt:
             self.view.stop()
+            if current is not None:
+                try:
+                    current.abandon_all()  # their threads end and their workers die: the process can exit
+                except KeyboardInterrupt:  # a second Ctrl-C: stop waiting for them
+                    pass
             self.pool.shutdown(wait=False, cancel_futures=True)
             for t in self.targets:
                 if t.name not in outcomes:
@@ -301,6 +316,8 @@ class _Run:
             )
             raise LoopInterrupted(outcomes, self.run_dir) from None
         finally:
+            if current is not None:  # an error stopped the task: leave no work running behind it
+                current.abandon_all()
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.ledger.close()
 
@@ -367,10 +384,13 @@ class _TaskRun:
         self.exhausted: set[int] = set()  # node keys no proposer has anything new for
         self.dead: set[tuple[int, str]] = set()  # (node, proposer) pairs that have nothing new
         self.misses: dict[tuple[int, str], int] = {}  # replies in a row with nothing new to judge
-        # Candidates being checked/timed, in submission order: future -> (proposal, submitted at).
-        # The next round is proposed while up to half the window still runs (no round barrier).
-        self.inflight: dict[Future, tuple[Proposal, float]] = {}
+        # Candidates being checked/timed, in submission order: future -> (proposal, submitted at,
+        # the ticket its thread works for). The next round is proposed while up to half the window
+        # still runs (no round barrier).
+        self.inflight: dict[Future, tuple[Proposal, float, _Work]] = {}
         self.stopped = False  # a move-on rule fired: nothing new is started
+        self.abandoned = 0  # candidates in flight given up (budget spent, Ctrl-C): no rows
+        self._setup: tuple[threading.Thread, _Work] | None = None  # the timer's background preparation
         self._timer: Any = None  # the task's TaskTimer, made by the first candidate to need it
         self._timer_lock = threading.Lock()
         self.parallel = min(run.workers, _fits_in_memory(self.task_path, self.device))
@@ -406,6 +426,7 @@ class _TaskRun:
             accepted=sum(r["verdict"] == "accepted" for r in self.rows),
             stop_reason=reason,
             speedups=dict(final.get("speedup") or {}) if fresh else {},
+            abandoned=self.abandoned,
         )
 
     # ---- the task's loop -----------------------------------------------------------------------
@@ -420,7 +441,10 @@ class _TaskRun:
         if reason is None and self.device == "cuda" and self.run.judges.timer is not None:
             # The task's timer (input sets, references, ceilings, the eager row) is made while the
             # first round is checked, not after its first check returns.
-            threading.Thread(target=self._prepare_timer, name="kw-timer-setup", daemon=True).start()
+            work = _Work("the timer's preparation")
+            setup = threading.Thread(target=self._prepare_timer, args=(work,), name="kw-timer-setup", daemon=True)
+            self._setup = (setup, work)
+            setup.start()
         while reason is None:
             reason = move_on_reason(self.state(), self.cfg)
             if reason is not None:
@@ -436,15 +460,18 @@ class _TaskRun:
             proposals = self._propose(parents)
             self._judge(proposals)
             self.round += 1
-            if self._progress_mark() == before and not self.inflight:  # never spin in place
+            if self._progress_mark() == before and not self.inflight \
+                    and move_on_reason(self.state(), self.cfg) is None:  # never spin in place
                 reason = f"{EXHAUSTED} (a round changed nothing)"
-        while self.inflight:  # candidates still running get their rows; those not started were dropped
+        while self.inflight:  # candidates still running get their rows (until the budget is spent)
             self._collect()
+        self.abandon_all()  # nothing is in flight now; only a timer preparation may still run
         self._final_timing()
         out = self.outcome(reason)
         rf.set_task(self.name, status="done", stop_reason=reason, experiments=out.experiments,
                     accepted=out.accepted, best_speedup=out.best_speedup,
-                    best_path=str(out.best_path) if out.best_path else None, spent_s=self.spent())
+                    best_path=str(out.best_path) if out.best_path else None, spent_s=self.spent(),
+                    abandoned=self.abandoned)
         view.end_task(self.name, reason)
         return out
 
@@ -534,7 +561,7 @@ class _TaskRun:
             self.dead.add(key)
             return []
         out: list[Proposal] = []
-        in_flight = {pr.source_hash for pr, _ in self.inflight.values()}
+        in_flight = {pr.source_hash for pr, *_ in self.inflight.values()}
         running = 0  # offered again because its result is not in yet: the proposer is not at fault
         each = spent / len(got)
         for c in list(got)[:n]:
@@ -572,7 +599,8 @@ class _TaskRun:
         while True:
             while queue and not self.stopped and len(self.inflight) < self.parallel:
                 pr = queue.pop(0)
-                self.inflight[self.run.pool.submit(self._check, pr)] = (pr, time.monotonic())
+                work = _Work(pr.candidate.label if pr.candidate is not None else "a candidate")
+                self.inflight[self.run.pool.submit(self._check, pr, work)] = (pr, time.monotonic(), work)
             if self.stopped:
                 queue.clear()
             if not self.inflight:
@@ -584,39 +612,90 @@ class _TaskRun:
             decided += self._collect()
 
     def _collect(self) -> int:
-        """Wait for at least one candidate in flight; decide every one done. Returns how many."""
-        done, _ = wait(set(self.inflight), return_when=FIRST_COMPLETED)
+        """Wait for at least one candidate in flight, but not past the budget; decide every one
+        done. Returns how many. Once the budget is spent, the rest are abandoned (no rows)."""
+        left = self._time_left()
+        done, _ = wait(set(self.inflight), timeout=None if left is None else max(0.0, left),
+                       return_when=FIRST_COMPLETED)
         order = list(self.inflight)
         n = 0
         for fut in sorted(done, key=order.index):
-            pr, submitted = self.inflight.pop(fut)
+            pr, submitted, _ = self.inflight.pop(fut)
             if fut.cancelled():
                 continue
             verdict, check_s, timed = fut.result()
-            self._decide(pr, verdict, check_s, timed, time.monotonic() - submitted)
+            try:
+                self._decide(pr, verdict, check_s, timed, time.monotonic() - submitted)
+            except _Abandon:  # its second timing ran into the end of the budget: no row
+                self.abandoned += 1
+                continue
             n += 1
         if not self.stopped and move_on_reason(self.state(), self.cfg) is not None:
             self.stopped = True  # candidates not started are dropped; running ones still get their rows
             for fut in list(self.inflight):
                 if fut.cancel():
                     del self.inflight[fut]
+        if self.inflight and self._out_of_time():
+            self.abandon_all()
         return n
 
-    def _check(self, pr: Proposal) -> tuple[Any, float, tuple[Any, float] | None]:
-        """In a pool thread: the correctness check, then (cuda, accepted) the candidate's timing."""
-        path = self.ledger.sources / f"{pr.source_hash}.py"
-        t = time.monotonic()
-        try:
-            verdict = self.run.judges.check(self.task_path, path, self.run.judge_cfg, gate=self.run.gpu)
-        except TaskError:
-            raise
-        except Exception as exc:  # the judge itself failed: no verdict on this candidate
-            verdict = exc
-        check_s = time.monotonic() - t
-        timed = None
-        if self.device == "cuda" and not isinstance(verdict, BaseException) and verdict.accepted:
-            timed = self._time(path)
-        return verdict, check_s, timed
+    def _time_left(self) -> float | None:
+        """Seconds of this task's budget left; None when the budget rule is not in force."""
+        return self.budget_s - self.spent() if "budget" in self.cfg.move_on else None
+
+    def _out_of_time(self) -> bool:
+        left = self._time_left()
+        return left is not None and left <= 0
+
+    def abandon_all(self, grace_s: float = 10.0) -> None:
+        """Give up every candidate in flight (and the timer's preparation): they get no rows; the
+        gate stops their threads at their next GPU request; the worker processes those threads
+        started are killed, again as new ones appear, until the threads are done (at most grace_s:
+        work inside the judge's own process is not interrupted, only refused the GPU after)."""
+        futures = []
+        works = []
+        for fut, (pr, _, work) in list(self.inflight.items()):
+            del self.inflight[fut]
+            if not fut.cancel():  # started: its thread must be stopped
+                futures.append(fut)
+                works.append(work)
+        threads = []
+        if self._setup is not None:
+            setup, work = self._setup
+            self._setup = None
+            if setup.is_alive():
+                threads.append(setup)
+                works.append(work)
+        if not works:
+            return
+        self.abandoned += len(futures)
+        stopped = _stop(self.run.gpu, works, lambda: any(not f.done() for f in futures) or
+                        any(t.is_alive() for t in threads), grace_s)
+        if futures:
+            self.run.view.note(
+                f"task {self.name}: {len(futures)} candidate(s) in flight abandoned (no rows; a resume judges them "
+                f"again); their worker processes were killed" + ("" if stopped else
+                                                                 f" (some still ran after {grace_s:.0f} s)"))
+
+    def _check(self, pr: Proposal, work: "_Work") -> tuple[Any, float, tuple[Any, float] | None]:
+        """In a pool thread, for `work` (abandon_all may stop it): the correctness check, then
+        (cuda, accepted) the candidate's timing."""
+        with self.run.gpu.working_for(work):
+            work.children_before = frozenset(_thread_children(work.thread))
+            path = self.ledger.sources / f"{pr.source_hash}.py"
+            t = time.monotonic()
+            try:
+                verdict = self.run.judges.check(self.task_path, path, self.run.judge_cfg, gate=self.run.gpu)
+            except TaskError:
+                raise
+            except Exception as exc:  # the judge itself failed: no verdict on this candidate
+                verdict = exc
+            check_s = time.monotonic() - t
+            timed = None
+            if self.device == "cuda" and not isinstance(verdict, BaseException) and verdict.accepted \
+                    and not work.abandoned:
+                timed = self._time(path)
+            return verdict, check_s, timed
 
     def _task_timer(self) -> Any:
         with self._timer_lock:
@@ -627,14 +706,16 @@ class _TaskRun:
                 self._timer = make(self.task_path, self.run.timer_cfg, self.run.gpu)
             return self._timer
 
-    def _prepare_timer(self) -> None:
+    def _prepare_timer(self, work: "_Work") -> None:
         """Best effort, in the background: a failure here is raised again, where it belongs, by the
         first candidate that needs the timer (_task_timer retries)."""
         try:
-            t = self._task_timer()
-            eager = getattr(t, "eager", None)
-            if eager is not None:
-                eager("events")  # the mode of all but sub-20-us tasks; another mode is timed on demand
+            with self.run.gpu.working_for(work):
+                work.children_before = frozenset(_thread_children(work.thread))
+                t = self._task_timer()
+                eager = getattr(t, "eager", None)
+                if eager is not None:
+                    eager("events")  # the mode of all but sub-20-us tasks; another mode is timed on demand
         except Exception:  # noqa: BLE001 - see the docstring
             pass
 
@@ -651,6 +732,34 @@ class _TaskRun:
         except Exception as exc:
             got = exc
         return got, time.monotonic() - t
+
+    def _time_by_deadline(self, path: Path) -> tuple[Any, float]:
+        """_time in the loop's own thread, abandoned (its worker killed) when the budget runs out
+        meanwhile: raises _Abandon then, and the candidate gets no row."""
+        left = self._time_left()
+        if left is None:
+            return self._time(path)
+        if left <= 0:
+            raise _Abandon
+        work = _Work("a second timing")
+        finished = threading.Event()
+
+        def deadline() -> None:
+            if not finished.wait(left):
+                _stop(self.run.gpu, [work], lambda: not finished.is_set(), 10.0)
+
+        dog = threading.Thread(target=deadline, name="kw-deadline", daemon=True)
+        with self.run.gpu.working_for(work):
+            work.children_before = frozenset(_thread_children(work.thread))
+            dog.start()
+            try:
+                got = self._time(path)
+            finally:
+                finished.set()
+        dog.join()
+        if work.abandoned:
+            raise _Abandon
+        return got
 
     # ---- rows ----------------------------------------------------------------------------------
     def _base(self, pr: Proposal) -> dict[str, Any]:
@@ -706,7 +815,7 @@ class _TaskRun:
         if inc is not None and got.incumbent != inc_path and self._clean(got.report) and _maybe_faster(row, inc):
             # Timed while an older incumbent (or none) stood, and it may beat the one standing now:
             # time it again beside this one (rare: only when candidates overtake each other).
-            again, more = self._time(self.ledger.sources / f"{pr.source_hash}.py")
+            again, more = self._time_by_deadline(self.ledger.sources / f"{pr.source_hash}.py")
             spent += more
             if isinstance(again, BaseException):
                 row.update(decision="time-error", error=f"timing failed: {type(again).__name__}: {again}",
@@ -768,6 +877,57 @@ class _TaskRun:
         src = self.ledger.source(self.incumbent["source_hash"])
         if not self.best_path.exists() or self.best_path.read_text() != src:
             _atomic_write(self.best_path, src)
+
+
+class _Work(Ticket):
+    """A judge.gate.Ticket that remembers the child processes of its thread when the work began:
+    only those started later, for this work, are killed when it is abandoned."""
+
+    children_before: frozenset[int] = frozenset()
+
+
+class _Abandon(Exception):
+    """A candidate's decision ran into the end of the budget: abandoned, with no row."""
+
+
+def _thread_children(native_id: int | None) -> set[int]:
+    """Child processes started by one thread of this process (Linux /proc; empty where unknown)."""
+    if native_id is None:
+        return set()
+    try:
+        with open(f"/proc/self/task/{native_id}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except (OSError, ValueError):
+        return set()
+
+
+def _kill_started_for(work: _Work) -> None:
+    """SIGKILL the processes work's thread started for it (a judge worker leads its own process
+    group, as judge/sandbox.py starts it: the whole group goes, as sandbox.Worker._kill does)."""
+    for pid in _thread_children(work.thread) - work.children_before:
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _stop(gate: GpuGate, works: list[_Work], running: Callable[[], bool], grace_s: float) -> bool:
+    """Abandon works (the gate refuses their threads the GPU from now on) and kill the processes
+    their threads started for them, again as new ones appear, until running() turns False (True)
+    or grace_s passes (False)."""
+    gate.abandon(works)
+    end = time.monotonic() + grace_s
+    while True:
+        for w in works:
+            _kill_started_for(w)
+        if not running():
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.05)
 
 
 def _fits_in_memory(task_path: Path, device: str) -> int:
