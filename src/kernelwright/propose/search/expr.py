@@ -73,7 +73,12 @@ def literal(x: Any) -> str:
 
 
 def _cast(expr: str, ct: str) -> str:
-    return expr if _is_literal(expr) else f"({expr}).to({ct})"
+    if _is_literal(expr):
+        return expr
+    if re.fullmatch(r"in\d+", expr.strip()):
+        # a kernel argument: a scalar one is a plain Python number under the interpreter (no .to)
+        return f"tl.cast({expr}, {ct})"
+    return f"({expr}).to({ct})"
 
 
 def _is_literal(expr: str) -> bool:
@@ -181,7 +186,9 @@ def _pow_expr(x: str, e: Any, ct: str) -> str:
         if e in table:
             return table[e]
         return f"_kw_pow({x}, {literal(float(e))})"
-    return f"_kw_pow({x}, {e})"
+    # a runtime exponent (a tensor, or a scalar kernel argument): broadcast to x's block, so the
+    # helper's per-element tests also run on a scalar under the interpreter
+    return f"_kw_pow({x}, tl.zeros_like({x}) + {e})"
 
 
 def _gelu(x: str, approximate: str) -> str:
@@ -210,7 +217,7 @@ def lower(node: fx.Node, arg: Callable[[Any], str]) -> str:
     name = packet_name(node)
     a = [arg(x) if isinstance(x, fx.Node) or not isinstance(x, (list, tuple, torch.dtype, str, type(None))) else x
          for x in node.args]
-    kw = node.kwargs
+    kw = {k: arg(v) if isinstance(v, fx.Node) else v for k, v in node.kwargs.items()}
     ct = compute_type(node_dtype(node))
     x = a[0] if a else None
     if name in ("aten.max", "aten.min") and getattr(node.target, "_overloadname", "") == "other":
@@ -272,11 +279,30 @@ def _softplus(node, a, kw, x, ct):
     return f"_kw_softplus({x}, {literal(float(beta)) if not isinstance(beta, str) else beta}, {literal(float(th)) if not isinstance(th, str) else th})"
 
 
+def _number(v) -> float | None:
+    """A literal scalar argument as a float; None for a runtime one (a kernel argument's name)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def _elu(node, a, kw, x, ct):
-    alpha = float(a[1] if len(a) > 1 else kw.get("alpha", 1.0))
-    scale = float(a[2] if len(a) > 2 else kw.get("scale", 1.0))
-    iscale = float(a[3] if len(a) > 3 else kw.get("input_scale", 1.0))
+    alpha = a[1] if len(a) > 1 else kw.get("alpha", 1.0)
+    scale = a[2] if len(a) > 2 else kw.get("scale", 1.0)
+    iscale = a[3] if len(a) > 3 else kw.get("input_scale", 1.0)
+    nums = [_number(v) for v in (alpha, scale, iscale)]
+    if None in nums:  # a runtime scalar (an init arg of the task)
+        al, sc, isc = (repr(f) if f is not None else str(v) for f, v in zip(nums, (alpha, scale, iscale)))
+        return f"tl.where({x} > 0, {sc} * {x}, {sc} * {al} * _kw_expm1({x} * {isc}))"
+    alpha, scale, iscale = nums
     return f"tl.where({x} > 0, {scale!r} * {x}, {scale * alpha!r} * _kw_expm1({x} * {iscale!r}))"
+
+
+def _celu(node, a, kw, x, ct):
+    alpha = a[1] if len(a) > 1 else kw.get("alpha", 1.0)
+    al = repr(_number(alpha)) if _number(alpha) is not None else str(alpha)
+    return f"tl.where({x} > 0, {x}, {al} * _kw_expm1({_cast(x, ct)} / {al}))"
 
 
 def _leaky(node, a, kw, x, ct):
@@ -357,7 +383,7 @@ _TABLE: dict[str, Callable] = {
     "aten.softplus": _softplus,
     "aten.elu": _elu,
     "aten.selu": lambda n, a, kw, x, ct: f"tl.where({x} > 0, {_SELU_S!r} * {x}, {_SELU_S * _SELU_A!r} * _kw_expm1({_cast(x, ct)}))",
-    "aten.celu": lambda n, a, kw, x, ct: f"tl.where({x} > 0, {x}, {float(a[1]) if len(a) > 1 else 1.0!r} * _kw_expm1({_cast(x, ct)} / {float(a[1]) if len(a) > 1 else 1.0!r}))",
+    "aten.celu": _celu,
     "aten.leaky_relu": _leaky,
     "aten.hardtanh": _hardtanh,
     "aten.hardsigmoid": lambda n, a, kw, x, ct: _clamp(f"({x} / 6.0 + 0.5)", "0.0", "1.0"),

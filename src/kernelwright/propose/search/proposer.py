@@ -19,7 +19,7 @@ from ...extract.graph import Captured, bind_int_attributes, capture
 from ...extract.regions import Region, partition
 from ...task import load_task
 from ..base import Candidate, ProposalContext, ProposerError
-from . import tune
+from . import initargs, tune
 from .family import DeviceSpec, Match, device_spec, families, match_region
 from .render import assemble
 
@@ -41,6 +41,8 @@ class Plan:
     regions: list[RegionPlan]
     device: DeviceSpec
     notes: list[str] = field(default_factory=list)
+    # numbers of the forward read from ModelNew's init args at run time (initargs.py)
+    init_scalars: list[initargs.InitScalar] = field(default_factory=list)
 
 
 def _capture_task(task_path: str) -> tuple:
@@ -63,12 +65,8 @@ def _match_all(captured: Captured, fuse: bool) -> tuple[list[tuple[Region, Match
     return matched, missing
 
 
-def build_plan(task_path: str, device: str, cfg: SearchConfig) -> Plan:
-    """Capture, partition, match, and list each region's configs (pruned, ordered by the model)."""
-    task, model, inputs, captured = _capture_task(task_path)
-    bind_int_attributes(model, inputs, captured)
+def _match_or_raise(task, captured: Captured, notes: list[str]) -> list[tuple[Region, Match]]:
     matched, missing = _match_all(captured, fuse=True)
-    notes = []
     if missing:
         # a fused region no family covers may still be covered op by op
         matched2, missing2 = _match_all(captured, fuse=False)
@@ -79,6 +77,28 @@ def build_plan(task_path: str, device: str, cfg: SearchConfig) -> Plan:
             )
         notes.append("unfused: " + " | ".join(missing))
         matched = matched2
+    return matched
+
+
+def build_plan(task_path: str, device: str, cfg: SearchConfig) -> Plan:
+    """Capture, partition, match, and list each region's configs (pruned, ordered by the model)."""
+    task, model, inputs, captured = _capture_task(task_path)
+    bind_int_attributes(model, inputs, captured)
+    notes: list[str] = []
+    # numbers that come from the init args become runtime scalars (ModelNew is built with others)
+    scalars = initargs.find_init_scalars(task, task.init_inputs(seed=0), inputs, captured, notes)
+    initargs.rewrite(captured, scalars)
+    try:
+        matched = _match_or_raise(task, captured, notes)
+    except ProposerError as exc:
+        if not scalars:
+            raise
+        # a template that declines a runtime scalar: the literals of the capture, as before
+        task, model, inputs, captured = _capture_task(task_path)
+        bind_int_attributes(model, inputs, captured)
+        notes.append(f"init-arg scalars kept as captured literals ({exc})")
+        scalars = []
+        matched = _match_or_raise(task, captured, notes)
     if not any(captured.graph.nodes):
         raise ProposerError(f"{task.name}: the captured forward is empty")
     dev = device_spec(device)
@@ -92,7 +112,7 @@ def build_plan(task_path: str, device: str, cfg: SearchConfig) -> Plan:
         plans.append(RegionPlan(r, m, configs, modelled))
     if not plans:
         raise ProposerError(f"{task.name}: nothing to compute in the forward (no region found)")
-    return Plan(task.name, task.source, task.module.Model, captured, plans, dev, notes)
+    return Plan(task.name, task.source, task.module.Model, captured, plans, dev, notes, scalars)
 
 
 def render_point(plan: Plan, point: tuple[int, ...]) -> tuple[str, str]:
@@ -111,7 +131,7 @@ def render_point(plan: Plan, point: tuple[int, ...]) -> tuple[str, str]:
         + "\n".join(f"k{k}: {rp.region.describe()}" for k, rp in enumerate(plan.regions))
         + "\n"
     )
-    src = assemble(plan.task_source, plan.model_cls, plan.captured, parts, title)
+    src = assemble(plan.task_source, plan.model_cls, plan.captured, parts, title, plan.init_scalars)
     return src, " | ".join(labels)
 
 

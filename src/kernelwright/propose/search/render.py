@@ -25,6 +25,7 @@ from ...extract.graph import BUFFER, INPUT, PARAMETER, Captured, packet_name
 from ...extract.regions import DROPPED, Region
 from .expr import helpers_used
 from .family import Rendered, Unsupported
+from .initargs import INIT_ARG_HELPER, INIT_SCALAR, InitScalar, init_source
 
 HEADER = '''import torch
 import torch.nn as nn
@@ -79,6 +80,8 @@ def _source_expr(src) -> str:
         return _attr_path(src.target) or f"self.get_parameter({src.target!r})"
     if src.kind == BUFFER:
         return _attr_path(src.target) or f"self.get_buffer({src.target!r})"
+    if src.kind == INIT_SCALAR:
+        return f"self.{src.target}"  # set by ModelNew.__init__ from its init args
     raise Unsupported(f"lifted tensor constant {src.target} (a tensor created inside forward from data)")
 
 
@@ -209,8 +212,11 @@ def assemble(
     captured: Captured,
     parts: list[tuple[Region, Rendered, str]],
     title: str,
+    init_scalars: list[InitScalar] | None = None,
 ) -> str:
-    """The answer file text. `parts`: (region, rendered, one-line description) per region."""
+    """The answer file text. `parts`: (region, rendered, one-line description) per region;
+    `init_scalars`: numbers ModelNew.__init__ computes from its init args (placeholders of kind
+    INIT_SCALAR in the graph read them)."""
     regions = [r for r, _, _ in parts]
     launcher_of = {id(r): rd.launcher for r, rd, _ in parts}
     kwargs_of = {id(r): "".join(f", {k}={v}" for k, v in rd.call_kwargs.items()) for r, rd, _ in parts}
@@ -264,6 +270,8 @@ def assemble(
     all_code = "\n".join(code_parts)
     for k, v in helpers_used(all_code + "\n".join(helpers.values())).items():
         helpers.setdefault(k, v)
+    if init_scalars:
+        helpers.setdefault("_kw_init_arg", INIT_ARG_HELPER)
     out = [
         f'"""{title}"""',
         HEADER,
@@ -275,5 +283,6 @@ def assemble(
         out.extend(textwrap.dedent(v).strip() + "\n" for v in helpers.values())
     out.extend(code_parts)
     sig = ", ".join(["self", *params])
-    out.append(f"class ModelNew(Model):\n    def forward({sig}):\n" + textwrap.indent("\n".join(body), " " * 8) + "\n")
+    init = textwrap.indent(init_source(init_scalars), " " * 4) + "\n\n" if init_scalars else ""
+    out.append(f"class ModelNew(Model):\n{init}    def forward({sig}):\n" + textwrap.indent("\n".join(body), " " * 8) + "\n")
     return "\n\n".join(out)
