@@ -17,11 +17,14 @@ through a judge.gate.GpuGate: checks' requests share it, a timed batch has it al
 checks and timings overlap everywhere except inside the timed calls. Decisions (keep/revert, the
 ledger row) are made here, in the loop's thread, as each candidate's results arrive.
 
-The budget is a deadline: the loop waits for results no longer than the task's budget lasts. When
-it is spent, candidates still in flight are abandoned, as on Ctrl-C: they get no row (a resume
-judges them afresh), the gate stops their threads at their next GPU request (judge.gate.Ticket)
-and the worker processes their threads started are killed, so the task (and the process) ends
-within seconds of its budget. Other move-on rules let the candidates in flight finish (within the
+The budget is a deadline once the task has an accepted answer: the loop then waits for results no
+longer than the task's budget lasts. When it is spent, candidates still in flight are abandoned, as
+on Ctrl-C: they get no row (a resume judges them afresh), the gate stops their threads at their
+next GPU request (judge.gate.Ticket) and the worker processes their threads started are killed, so
+the task (and the process) ends within seconds of its budget. Before its first accepted answer a
+task waits for the candidates in flight (at most one round, each bounded by the judge's timeout):
+a model's short shares (13-50 s on an H100) were shorter than one full-size check, and every task
+ended with nothing. Other move-on rules let the candidates in flight finish (within the
 budget) and record them.
 """
 from __future__ import annotations
@@ -614,7 +617,7 @@ class _TaskRun:
     def _collect(self) -> int:
         """Wait for at least one candidate in flight, but not past the budget; decide every one
         done. Returns how many. Once the budget is spent, the rest are abandoned (no rows)."""
-        left = self._time_left()
+        left = self._time_left() if self._has_answer() else None
         done, _ = wait(set(self.inflight), timeout=None if left is None else max(0.0, left),
                        return_when=FIRST_COMPLETED)
         order = list(self.inflight)
@@ -643,9 +646,16 @@ class _TaskRun:
         """Seconds of this task's budget left; None when the budget rule is not in force."""
         return self.budget_s - self.spent() if "budget" in self.cfg.move_on else None
 
+    def _has_answer(self) -> bool:
+        return any(r["verdict"] == "accepted" for r in self.rows)
+
     def _out_of_time(self) -> bool:
+        """The budget is spent, and the task has an accepted answer: a task whose first checks
+        outlast its share (a short budget, a big model's region at full size) waits for them until
+        one is accepted or none is left, so every task gets a verdict; the overrun is at most its
+        first round."""
         left = self._time_left()
-        return left is not None and left <= 0
+        return left is not None and left <= 0 and self._has_answer()
 
     def abandon_all(self, grace_s: float = 10.0) -> None:
         """Give up every candidate in flight (and the timer's preparation): they get no rows; the
