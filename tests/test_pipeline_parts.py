@@ -162,6 +162,7 @@ def test_runtime_rewrite_with_reference_winners(tmp_path):
     @dataclass
     class Outcome:
         best_path: Path | None
+        best_speedup: float | None = None  # nothing timed (cpu)
 
     outcomes = {}
     for t in tasks:  # a "winner" that is the region's own torch code, renamed ModelNew
@@ -214,3 +215,22 @@ def test_runtime_refuses_a_graph_that_changed(tmp_path):
     spec = {"region_index": 0, "nodes": [["aten.cumsum.default#0", "cumsum"]], "inputs": [], "outputs": ["aten.cumsum.default#0"]}
     with pytest.raises(RuntimeError, match="differs from the one that was optimized"):
         kw_rewrite(ep.graph_module, _kw_placeholder_roles(ep), [(spec, lambda *a: a)])
+
+
+def test_only_answers_faster_than_eager_are_wired_in_where_timed(tmp_path):
+    """An accepted answer measured slower than eager (the loop's first incumbent can be) must not
+    replace its region; on a CPU (nothing timed) every accepted answer is wired in."""
+    from kernelwright.integrate.swap import is_winner, runtime_plan
+    from kernelwright.loop.run import TaskOutcome
+
+    k = tmp_path / "k.py"
+    k.write_text("")
+    slow = TaskOutcome("slow", k, 0.77, 8, 8, "budget")
+    fast = TaskOutcome("fast", k, 1.30, 8, 8, "budget")
+    cpu = TaskOutcome("cpu", k, None, 1, 1, "budget")
+    none = TaskOutcome("none", None, None, 3, 0, "budget")
+    assert [is_winner(o) for o in (slow, fast, cpu, none)] == [False, True, True, False]
+    plan = {"regions": [{"region_index": i, "task": n, "nodes": [], "inputs": [], "outputs": []}
+                        for i, n in enumerate(["slow", "fast", "cpu", "none"])]}
+    rp = runtime_plan(plan, {o.name: o for o in (slow, fast, cpu, none)})
+    assert [r["task"] for r in rp["regions"]] == ["fast", "cpu"]

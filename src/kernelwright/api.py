@@ -129,7 +129,9 @@ def run_pipeline(
 
 def _print_summary(console, plan, outcomes, e2e, optimized_path, report_path) -> None:
     """Greppable `key: value` lines at the end of a run."""
-    won = [o for o in outcomes.values() if o.best_path is not None]
+    from .integrate.swap import is_winner
+
+    won = [o for o in outcomes.values() if is_winner(o)]
     lines = {
         "tasks": len(plan["tasks"]),
         "kernels_found": len(won),

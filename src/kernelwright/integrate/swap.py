@@ -20,9 +20,18 @@ from typing import Any
 RUNTIME_PATH = Path(__file__).with_name("runtime.py")
 
 
+def is_winner(o: Any) -> bool:
+    """A task's best answer goes into the model when it is accepted and, where it was timed, faster
+    than the region it replaces: the loop keeps its first accepted answer as the incumbent even when
+    slower than eager (0.50x on an H100 matmul region), and swapping that in would slow the model.
+    On a CPU nothing is timed (best_speedup None) and every accepted answer is wired in (the
+    correctness demo)."""
+    return o is not None and o.best_path is not None and (o.best_speedup is None or o.best_speedup > 1.0)
+
+
 def runtime_plan(plan: dict, outcomes: dict) -> dict:
-    """The part of the plan the runtime needs: regions whose task has an accepted winner."""
-    won = {name for name, o in outcomes.items() if o.best_path is not None}
+    """The part of the plan the runtime needs: regions whose task has a winner (is_winner)."""
+    won = {name for name, o in outcomes.items() if is_winner(o)}
     regions = [
         {k: r[k] for k in ("region_index", "task", "nodes", "inputs", "outputs")}
         for r in plan.get("regions", [])
@@ -42,7 +51,7 @@ def write_model_optimized(plan: dict, outcomes: dict, out: Path, model_file: Pat
     dest = out / "model_optimized.py"
     if plan["mode"] == "single":
         o = outcomes.get(plan["tasks"][0]["name"])
-        if o is None or o.best_path is None:
+        if not is_winner(o):
             dest.unlink(missing_ok=True)
             return None
         shutil.copyfile(o.best_path, dest)  # the winner is already an answer for the target
@@ -140,7 +149,7 @@ def load_optimized(plan: dict, outcomes: dict, out: Path, model) -> Any:
 
     if plan["mode"] == "single":
         o = outcomes.get(plan["tasks"][0]["name"])
-        if o is None or o.best_path is None:
+        if not is_winner(o):
             return model
         from ..task import load_task
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import JudgeConfig, TimerConfig
 from ..profile.rank import combined
+from .swap import is_winner
 
 E2E_FILE = "end_to_end.json"
 
@@ -20,7 +21,7 @@ def predictions(plan: dict, outcomes: dict) -> dict[str, float | None]:
     measured = []
     for t in plan["tasks"]:
         o = outcomes.get(t["name"])
-        if o is not None and o.best_path is not None and o.best_speedup:
+        if is_winner(o) and o.best_speedup:
             measured.append((t["share"], float(o.best_speedup)))
     return {
         "predicted_speedup": plan.get("predicted_speedup"),
@@ -33,7 +34,7 @@ def verify_end_to_end(plan, outcomes, out: Path, model_file, model, inputs, opts
 
     out = Path(out)
     optimized = out / "model_optimized.py"
-    won = [n for n, o in outcomes.items() if o.best_path is not None]
+    won = [n for n, o in outcomes.items() if is_winner(o)]
     e2e: dict[str, Any] = {
         "device": opts.device,
         "mode": plan["mode"],
