@@ -431,6 +431,27 @@ def test_next_round_is_proposed_while_the_last_one_runs(tmp_path):
     assert p.contexts[1].history_size == 1
 
 
+def test_checks_out_of_gpu_memory_side_by_side_are_judged_again_fewer_at_once(tmp_path):
+    """A check that ran out of GPU memory beside others is not the candidate's fault: no row for
+    it, the task's window halves, and the candidate is judged again; every candidate gets one row."""
+
+    class Crowded(FakeJudges):
+        def check(self, task_path, answer_path, cfg, gate=None):
+            label = self._label(answer_path)
+            if label == "c1" and self.checked.count("c1") == 0:
+                self.checked.append(label)
+                raise RuntimeError("CUDA out of memory. Tried to allocate 1.12 GiB [fake]")
+            return super().check(task_path, answer_path, cfg, gate)
+
+    j = Crowded(speed={f"c{i}": 1.0 + i / 10 for i in range(4)})
+    p = Scripted([[fc("c0"), fc("c1"), fc("c2"), fc("c3")]], by_history=False)
+    out, _ = run(tmp_path, [p], judges=j, candidates_per_round=4, compile_workers=4)
+    rows = assert_mirror(tmp_path / "run")
+    assert sorted(r["label"] for r in rows) == ["c0", "c1", "c2", "c3"]
+    assert all(r["verdict"] == "accepted" for r in rows), [(r["label"], r["error"]) for r in rows]
+    assert j.checked.count("c1") == 2 and out["relu"].experiments == 4
+
+
 # ---- abandoning candidates in flight: budget spent, Ctrl-C --------------------------------------
 @dataclass
 class _Hanging(FakeJudges):

@@ -393,6 +393,8 @@ class _TaskRun:
         self.inflight: dict[Future, tuple[Proposal, float, _Work]] = {}
         self.stopped = False  # a move-on rule fired: nothing new is started
         self.abandoned = 0  # candidates in flight given up (budget spent, Ctrl-C): no rows
+        # Candidates whose check ran out of GPU memory beside others: judged again, fewer at once.
+        self.retry: list[Proposal] = []
         self._setup: tuple[threading.Thread, _Work] | None = None  # the timer's background preparation
         self._timer: Any = None  # the task's TaskTimer, made by the first candidate to need it
         self._timer_lock = threading.Lock()
@@ -454,6 +456,9 @@ class _TaskRun:
                 break
             parents = search.choose_parents(self.rows, self.device, self.cfg, self.exhausted)
             if not parents:
+                if self.retry:
+                    self._judge([])
+                    continue
                 if self.inflight:  # their rows may open new parents
                     self._collect()
                     continue
@@ -463,7 +468,7 @@ class _TaskRun:
             proposals = self._propose(parents)
             self._judge(proposals)
             self.round += 1
-            if self._progress_mark() == before and not self.inflight \
+            if self._progress_mark() == before and not self.inflight and not self.retry \
                     and move_on_reason(self.state(), self.cfg) is None:  # never spin in place
                 reason = f"{EXHAUSTED} (a round changed nothing)"
         while self.inflight:  # candidates still running get their rows (until the budget is spent)
@@ -597,7 +602,7 @@ class _TaskRun:
         Returns once every new candidate is submitted, the task has a row, and at most half the
         window is still busy, so that the next round is proposed while the rest run; with nothing
         new, after one decision."""
-        queue = list(proposals)
+        queue, self.retry = self.retry + list(proposals), []
         decided = 0
         while True:
             while queue and not self.stopped and len(self.inflight) < self.parallel:
@@ -627,6 +632,14 @@ class _TaskRun:
             if fut.cancelled():
                 continue
             verdict, check_s, timed = fut.result()
+            if self.parallel > 1 and _out_of_memory(verdict):
+                # Several full-size checks side by side did not fit (the memory estimate counts
+                # inputs only: a big model's regions, H100 MiniGPT run): not the candidate's fault.
+                self.parallel = max(1, self.parallel // 2)
+                self.retry.append(pr)
+                self.run.view.note(f"task {self.name}: GPU memory ran out with checks side by side; "
+                                   f"now {self.parallel} at once, and the candidate is judged again")
+                continue
             try:
                 self._decide(pr, verdict, check_s, timed, time.monotonic() - submitted)
             except _Abandon:  # its second timing ran into the end of the budget: no row
@@ -938,6 +951,13 @@ def _stop(gate: GpuGate, works: list[_Work], running: Callable[[], bool], grace_
         if time.monotonic() >= end:
             return False
         time.sleep(0.05)
+
+
+def _out_of_memory(verdict: Any) -> bool:
+    """The judge failed, or rejected the answer, because the GPU's memory ran out."""
+    text = str(verdict) if isinstance(verdict, BaseException) else \
+        ("" if verdict.accepted else f"{verdict.reason}")
+    return "out of memory" in text.lower()
 
 
 def _fits_in_memory(task_path: Path, device: str) -> int:
