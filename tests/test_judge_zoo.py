@@ -47,7 +47,7 @@ CHEATS = [
     ("relu", "cheat_lazy_subclass", {"integrity"}, "not plain"),
     ("relu", "cheat_ptr_cache", {"numerics", "determinism", "integrity"}, ""),  # where an address repeats first
     ("relu", "cheat_phase", {"sweep", "numerics", "determinism", "integrity"}, "wrong result"),
-    ("relu", "cheat_thread", {"integrity", "smoke"}, ""),
+    ("relu", "cheat_thread", {"integrity", "smoke"}, "target ModelNew.forward.<locals>.work"),  # names whose thread
     ("relu", "cheat_tf32_flag", {"integrity"}, "flags"),
     ("relu", "cheat_patch_allclose", {"smoke"}, "wrong result"),
     ("relu", "cheat_fake_pass", {"smoke"}, "exited with code 0"),

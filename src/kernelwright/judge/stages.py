@@ -236,7 +236,8 @@ class _Check:
                                          "torch is a fallback to the reference)")
         if reply.get("threads_added", 0) > 0:
             raise Rejection("integrity", f"the answer left {reply['threads_added']} new thread(s) running after "
-                                         "its forward returned (deferred work)")
+                                         f"its forward returned (deferred work): "
+                                         f"{', '.join(reply.get('threads_new') or []) or '?'}")
         if reply.get("flags_changed") or not reply.get("flags_pinned", True):
             raise Rejection("integrity", f"the answer changed global numeric flags: {reply.get('flags_changed')} "
                                          "(TF32 / matmul precision are pinned for reference and answer alike)")

@@ -262,7 +262,7 @@ def _cmd_call(state: State, msg: dict, torch) -> dict:
     before = _digest(live, torch)
     _poison(state, msg.get("poison_bytes", []), torch)
     flags_before = _flags(torch)
-    threads_before = threading.active_count()
+    threads_before = {t.ident for t in threading.enumerate()}
     state.launches.clear()
     state.ablate = bool(msg.get("ablate"))
     try:
@@ -271,11 +271,14 @@ def _cmd_call(state: State, msg: dict, torch) -> dict:
         _sync(state, torch)
     finally:
         state.ablate = False
-    threads_after = threading.active_count()
+    new_threads = [f"{t.name} ({type(t).__module__}.{type(t).__qualname__}, target "
+                   f"{getattr(getattr(t, '_target', None), '__qualname__', '?')})"
+                   for t in threading.enumerate() if t.ident not in threads_before]
     ok_types, flat = _exact_tensors(out, torch)
     reply: dict = {
         "launches": dict(state.launches),
-        "threads_added": threads_after - threads_before,
+        "threads_added": len(new_threads),
+        "threads_new": new_threads,  # names say whose they are (the answer's, or a library's)
         "flags_changed": {k: v for k, v in _flags(torch).items() if flags_before.get(k) != v},
         "inputs_changed": _digest(live, torch) != before,
         "exact_tensors": ok_types,
