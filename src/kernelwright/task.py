@@ -11,6 +11,7 @@ never are (see judge/).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import sys
 import types
@@ -91,12 +92,23 @@ class Task:
         if unknown:
             raise KeyError(f"not size constants of {self.name}: {sorted(unknown)}")
         g = self.module.__dict__
-        old = {k: g[k] for k in overrides}
+        derived = _derived_assignments(self.source, set(overrides))
+        names = set(overrides) | {n for _, targets in derived for n in targets}
+        old = {k: g[k] for k in names if k in g}
         g.update(overrides)
         try:
+            # Module constants computed from an overridden one at import (`input_shape =
+            # (num_classes,)`) are computed again, in file order: otherwise a size variant mixes
+            # the new value with the stale one (KernelBench level1/95: targets past the class count).
+            for code, _ in derived:
+                exec(code, g)
             yield
         finally:
-            g.update(old)
+            for k in names:
+                if k in old:
+                    g[k] = old[k]
+                else:
+                    g.pop(k, None)
 
     def init_inputs(self, overrides: dict[str, int] | None = None, seed: int = 0) -> list:
         with self.overridden(overrides):
@@ -126,6 +138,40 @@ class Task:
             return self.module.Model(*init_inputs)
         except Exception as exc:
             raise TaskError(f"Model(*get_init_inputs()) of {self.name} raised: {type(exc).__name__}: {exc}", _FIX)
+
+
+def _derived_assignments(source: str, changed: set[str]) -> list[tuple[Any, list[str]]]:
+    """(compiled statement, names it assigns) for each top-level `NAME = expression` that reads,
+    directly or through an earlier such statement, one of `changed`; in file order."""
+    return _derived_cached(source, frozenset(changed))
+
+
+@functools.lru_cache(maxsize=64)
+def _derived_cached(source: str, changed: frozenset) -> list[tuple[Any, list[str]]]:
+    import ast
+
+    if not changed:
+        return []
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    dirty, out = set(changed), []
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign):
+            targets = [t.id for t in stmt.targets if isinstance(t, ast.Name)]
+            value = stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+            targets, value = [stmt.target.id], stmt.value
+        else:
+            continue
+        if not targets or set(targets) & changed:
+            continue  # the overridden constants themselves keep their override
+        reads = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+        if reads & dirty:
+            out.append((compile(ast.Module(body=[stmt], type_ignores=[]), "<task constants>", "exec"), targets))
+            dirty.update(targets)
+    return out
 
 
 def find_size_constants(mod: types.ModuleType) -> dict[str, int]:
