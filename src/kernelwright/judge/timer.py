@@ -161,6 +161,15 @@ def _prepare(task: Task, cfg: TimerConfig, device: str) -> _Plan:
     return plan
 
 
+def _plan_and_ceilings(task: Task, cfg: TimerConfig, device: str, gate: GpuGate) -> tuple[_Plan, ceil_mod.Ceilings]:
+    """The task's input sets and references (beside other threads' GPU requests), then the GPU's
+    ceilings (measured alone the first time, cached after)."""
+    with gate.shared():
+        plan = _prepare(task, cfg, device)
+    with gate.alone():
+        return plan, _ceilings(cfg, device)
+
+
 def _ceilings(cfg: TimerConfig, device: str) -> ceil_mod.Ceilings:
     path = Path(cfg.ceilings_cache) if cfg.ceilings_cache else None
     if device != "cuda":
@@ -318,7 +327,7 @@ def _telemetry(reply: dict, res: _RowResult, run_wall_ms: float, slots: list[str
         # Both a pattern and a size. Host jitter (a late wake-up after the sync) showed in up to ~25%
         # of an honest single-stream kernel's calls on an H200 (471 of 2000, bench/results/
         # timing_cheats_*), and in every call of honest ms-long kernels on an H100 (a few % past the
-        # stream: bench/results/h100-2026-11-22/kernelbench_search_*), while work hidden on another
+        # stream: bench/results/h100-2026-11-22-s3/kernelbench_search_*), while work hidden on another
         # stream shows in every call and outlasts the current stream by about all of its time. The
         # time counts it either way; the flag (which bars a keep) needs both.
         if count > max(2, 0.9 * c) and excess > OFF_STREAM_SHARE * on_stream:
@@ -432,10 +441,7 @@ def time_answer(task_path, answer_path, cfg: TimerConfig | None = None, baseline
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read answer file {answer_path}: {exc}", "Pass the path of an answer .py file.")
     rows, notes = _baseline_rows(task, names)
-    with gate.shared():
-        plan = _prepare(task, cfg, device)
-    with gate.alone():
-        ceil = _ceilings(cfg, device)
+    plan, ceil = _plan_and_ceilings(task, cfg, device, gate)
     rep = _new_report(plan, ceil, notes, accepted=False, reason="")
 
     # The answer, alone in its worker.
@@ -491,10 +497,7 @@ def time_baselines(task_path, cfg: TimerConfig | None = None, baselines=None, *,
     device = _resolve(cfg, host_clock_ok)
     task = load_task(task_path)
     rows, notes = _baseline_rows(task, tuple(cfg.baselines if baselines is None else baselines))
-    with gate.shared():
-        plan = _prepare(task, cfg, device)
-    with gate.alone():
-        ceil = _ceilings(cfg, device)
+    plan, ceil = _plan_and_ceilings(task, cfg, device, gate)
     rep = _new_report(plan, ceil, notes, accepted=True, reason="baselines only")
     if rows:
         _time_baselines(plan, cfg, device, rows, "auto", rep, gate)

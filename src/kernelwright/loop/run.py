@@ -39,10 +39,11 @@ import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..config import JudgeConfig, LoopConfig, TimerConfig
 from ..errors import KernelwrightError, TaskError, UsageError
@@ -703,8 +704,7 @@ class _TaskRun:
     def _check(self, pr: Proposal, work: "_Work") -> tuple[Any, float, tuple[Any, float] | None]:
         """In a pool thread, for `work` (abandon_all may stop it): the correctness check, then
         (cuda, accepted) the candidate's timing."""
-        with self.run.gpu.working_for(work):
-            work.children_before = frozenset(_thread_children(work.thread))
+        with _working(self.run.gpu, work):
             path = self.ledger.sources / f"{pr.source_hash}.py"
             t = time.monotonic()
             try:
@@ -733,8 +733,7 @@ class _TaskRun:
         """Best effort, in the background: a failure here is raised again, where it belongs, by the
         first candidate that needs the timer (_task_timer retries)."""
         try:
-            with self.run.gpu.working_for(work):
-                work.children_before = frozenset(_thread_children(work.thread))
+            with _working(self.run.gpu, work):
                 t = self._task_timer()
                 eager = getattr(t, "eager", None)
                 if eager is not None:
@@ -772,8 +771,7 @@ class _TaskRun:
                 _stop(self.run.gpu, [work], lambda: not finished.is_set(), 10.0)
 
         dog = threading.Thread(target=deadline, name="kw-deadline", daemon=True)
-        with self.run.gpu.working_for(work):
-            work.children_before = frozenset(_thread_children(work.thread))
+        with _working(self.run.gpu, work):
             dog.start()
             try:
                 got = self._time(path)
@@ -922,6 +920,15 @@ def _thread_children(native_id: int | None) -> set[int]:
             return {int(p) for p in f.read().split()}
     except (OSError, ValueError):
         return set()
+
+
+@contextmanager
+def _working(gate: GpuGate, work: _Work) -> Iterator[_Work]:
+    """gate.working_for(work) in this thread, noting the child processes the thread already had:
+    only those it starts from here on are work's (and killed when work is abandoned)."""
+    with gate.working_for(work):
+        work.children_before = frozenset(_thread_children(work.thread))
+        yield work
 
 
 def _kill_started_for(work: _Work) -> None:

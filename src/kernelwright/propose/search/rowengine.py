@@ -1150,14 +1150,10 @@ class RowFamily:
         """DRAM bytes x passes over the input, scaled up when too few programs fill the GPU or a
         one-pass tile spills registers."""
         spec: RowSpec = match.spec["row"]
-        R = max(1, _red_guess(match))  # reduced elements per row; numel = M * R
-        M = max(1, numel // R)
-        one = R <= config["ONE_PASS_MAX"]
+        R, M, one, block_r, block_o, split = _geometry(match, config, numel)
         passes = 1 if one else spec.stages + (1 if any(o.level == "full" for o in spec.outputs) else 0)
-        block_r = _pow2ceil(R) if one else config["BLOCK_R"]
-        block_o = max(1, min(config["BLOCK_O"], config.get("TILE", 16384) // block_r))
         programs = -(-M // block_o)
-        if not one and M < config.get("SPLIT_BELOW_M", 0):  # rows spread over R chunks
+        if split:  # rows spread over R chunks
             programs = max(programs, min(config.get("SPLIT_PROGRAMS", 1024), programs * -(-R // block_r)))
         per_thread = block_o * block_r / (32 * config["num_warps"])
         t = bytes_moved * passes / (device.bandwidth_gbs * 1e9)
@@ -1170,14 +1166,22 @@ class RowFamily:
     def effective(self, match, config: dict, numel: int) -> tuple:
         """What the config changes in the generated kernel at the captured shapes: configs that
         differ only in knobs unused there (BLOCK_R and TILE on the one-pass path ...) time alike."""
-        R = max(1, _red_guess(match))
-        M = max(1, numel // R)
-        if R <= config["ONE_PASS_MAX"]:
-            block_r = _pow2ceil(R)
-            return ("one", max(1, min(config["BLOCK_O"], config.get("TILE", 16384) // block_r)), config["num_warps"])
-        split = M < config.get("SPLIT_BELOW_M", 0)
-        block_o = max(1, min(config["BLOCK_O"], config.get("TILE", 16384) // config["BLOCK_R"]))
-        return ("loop", block_o, config["BLOCK_R"], config["num_warps"], split and config.get("SPLIT_PROGRAMS"))
+        _, _, one, block_r, block_o, split = _geometry(match, config, numel)
+        if one:
+            return ("one", block_o, config["num_warps"])
+        return ("loop", block_o, block_r, config["num_warps"], split and config.get("SPLIT_PROGRAMS"))
+
+
+def _geometry(match, config: dict, numel: int) -> tuple[int, int, bool, int, int, bool]:
+    """(R reduced elements per row, M rows, one-pass?, BLOCK_R, rows per program, split rows?) of
+    a config at the captured shapes (numel = M * R), as render_row's launcher picks them."""
+    R = max(1, _red_guess(match))
+    M = max(1, numel // R)
+    one = R <= config["ONE_PASS_MAX"]
+    block_r = _pow2ceil(R) if one else config["BLOCK_R"]
+    block_o = max(1, min(config["BLOCK_O"], config.get("TILE", 16384) // block_r))
+    split = not one and M < config.get("SPLIT_BELOW_M", 0)
+    return R, M, one, block_r, block_o, split
 
 
 def _red_guess(match) -> int:
