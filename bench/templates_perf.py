@@ -37,12 +37,21 @@ OPS = ["rmsnorm", "softmax", "layernorm", "cross_entropy"]
 def tune_point(task: Path, device: str, per_region: int) -> tuple:
     """(plan, best point, tuning log) for the task: the search proposer's plan, tuned in process."""
     from kernelwright.config import SearchConfig
-    from kernelwright.propose.search import tune
-    from kernelwright.propose.search.proposer import _capture_task, build_plan
+    from kernelwright.propose.search.proposer import build_plan
 
     plan = build_plan(str(task), device, SearchConfig())
+    return (plan, *retune(task, plan, device, per_region))
+
+
+def retune(task: Path, plan, device: str, per_region: int) -> tuple:
+    """(best point, tuning log) of `plan` (the task's, or a narrowed copy of it), tuned in process by
+    triton.testing.do_bench; on a CPU the first config of each region (no timing there)."""
+    from kernelwright.config import SearchConfig
+    from kernelwright.propose.search import tune
+    from kernelwright.propose.search.proposer import _capture_task
+
     if device == "cpu":
-        return plan, tuple(0 for _ in plan.regions), []
+        return tuple(0 for _ in plan.regions), []
     import torch
     import triton.testing
 
@@ -53,9 +62,8 @@ def tune_point(task: Path, device: str, per_region: int) -> tuple:
     def time_fn(fn) -> float:
         return triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median") * 1e-3
 
-    point, log = tune.tune_in_process(plan, init, inputs, time_fn, per_region=per_region,
-                                      rounds=SearchConfig().halving_rounds)
-    return plan, point, log
+    return tune.tune_in_process(plan, init, inputs, time_fn, per_region=per_region,
+                                rounds=SearchConfig().halving_rounds)
 
 
 def tune_op(task: Path, device: str, per_region: int) -> tuple[str, list[dict], str]:
