@@ -12,8 +12,8 @@ beside eager and torch.compile. Reports per problem and the geomean speedup vs t
 
 Per problem: the plan's configs are tuned in process (triton.testing.do_bench, the GPU alone:
 judge/gate.py), the best point is rendered and checked, then timed. When the best point runs a
-matmul as 3xTF32 and the judge rejects it for accuracy, the IEEE fp32 configs of those regions are
-tuned and the best of them is checked instead (once): the answer must be right before it is fast. Problems run --parallel side by side:
+matmul as emulated fp32 (bf16x6 or 3xTF32) and the judge rejects it for accuracy, the plan without that
+precision is tuned again and its best point checked (at most twice: then IEEE fp32 alone): the answer must be right before it is fast. Problems run --parallel side by side:
 their checks share the GPU, tuning and every timed batch have it alone.
 
 Problems are read from .kb/KernelBench/ (git-ignored; carried by the lead). Chosen: every problem
@@ -82,21 +82,27 @@ def smoke_copy(task: Path, tmp: Path) -> Path:
     return kb_smoke_copy(task, tmp, 7)
 
 
-def ieee_plan(plan):
-    """The plan with every region that offers 3xTF32 narrowed to its IEEE fp32 configs (None when no
-    region offers 3xTF32). IEEE runs on the FMA units, so it is tuned afresh: the tiles that won as
-    3xTF32 on tensor cores are no guide (call 7 rendered them as IEEE: 0.43x compile on level2/12)."""
+def narrowed(plan, point: tuple):
+    """The plan without the emulated-fp32 precisions ("tf32x3", "bf16x6") that `point` used in any
+    region, for a retry after the judge rejected the point for accuracy (None when the point used
+    none, or a region would be left with nothing). The remaining configs are tuned afresh: a tile
+    that won on tensor cores is no guide for another precision (call 7 rendered tf32x3 winners'
+    tiles as IEEE: 0.43x compile on level2/12)."""
     import dataclasses
 
-    regions, changed = [], False
+    used = {plan.regions[k].configs[i].get("PRECISION") for k, i in enumerate(point)} & {"tf32x3", "bf16x6"}
+    if not used:
+        return None
+    regions = []
     for rp in plan.regions:
-        keep = [j for j, c in enumerate(rp.configs) if c.get("PRECISION") != "tf32x3"]
-        if len(keep) < len(rp.configs) and keep:
+        keep = [j for j, c in enumerate(rp.configs) if c.get("PRECISION") not in used]
+        if not keep:
+            return None
+        if len(keep) < len(rp.configs):
             rp = dataclasses.replace(rp, configs=[rp.configs[j] for j in keep],
                                      modelled_s=[rp.modelled_s[j] for j in keep] if rp.modelled_s else rp.modelled_s)
-            changed = True
         regions.append(rp)
-    return dataclasses.replace(plan, regions=regions) if changed else None
+    return dataclasses.replace(plan, regions=regions)
 
 
 def main() -> int:
@@ -151,14 +157,14 @@ def main() -> int:
             with gate.alone():  # do_bench in process: nothing else on the GPU while it measures
                 plan, point, log = tune_point(task, device, args.per_region)
             rec["tuning"] = log
-            for attempt in range(2):
-                if attempt == 1:  # the 3xTF32 point failed accuracy: tune the IEEE configs instead
-                    plan = ieee_plan(plan)
+            for attempt in range(3):
+                if attempt:  # an emulated-fp32 point failed accuracy: tune the other precisions
+                    plan = narrowed(plan, point)
                     if plan is None:
                         break
                     with gate.alone():
                         point, log = retune(task, plan, device, args.per_region)
-                    rec["tuning_ieee"] = log
+                    rec[f"tuning_retry{attempt}"] = log
                 src, label = render_point(plan, point)
                 answer = tmp / f"{task.stem}_answer{attempt}.py"
                 answer.write_text(src)

@@ -268,8 +268,12 @@ def _to_copy(node, a, kw, x, ct):
     if node_dtype(node) == torch.bool:
         return f"{x} != 0"
     src = node_dtype(node.args[0])
-    if src.is_floating_point and not node_dtype(node).is_floating_point:
+    dst = node_dtype(node)
+    if src.is_floating_point and not dst.is_floating_point:
         return f"_kw_trunc({x})"  # float -> int truncates toward zero in torch
+    if dst in (torch.float16, torch.bfloat16) and src != dst:
+        # registers hold fp32: round through the narrow type, or `.half().float()` is a no-op
+        return f"({x}).to({TL_DTYPE[dst]}).to(tl.float32)"
     return x
 
 
