@@ -18,7 +18,6 @@ from test_matmul_family_support import TASKS, answer_for, run_cases  # noqa: E40
 
 SPLITK = dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=16, GROUP_M=2, SPLIT_K=3, num_warps=4, num_stages=2, PRECISION="ieee")
 TF32X3 = dict(BLOCK_M=32, BLOCK_N=16, BLOCK_K=32, GROUP_M=1, SPLIT_K=1, num_warps=4, num_stages=2, PRECISION="tf32x3")
-BF16X6 = dict(BLOCK_M=32, BLOCK_N=16, BLOCK_K=32, GROUP_M=1, SPLIT_K=1, num_warps=4, num_stages=2, PRECISION="bf16x6")
 GEMV_SPLIT = dict(BLOCK_M=8, BLOCK_K=32, SPLIT_K=5, num_warps=4, num_stages=2)
 
 # (task, config, dtype, size overrides, merge regions)
@@ -110,7 +109,7 @@ def test_configs_are_data_and_never_plain_tf32():
     from kernelwright.propose.search.library import matmul
 
     for c in matmul.CONFIGS["fp32"] + matmul.CONFIGS["tc"]:
-        assert c["PRECISION"] in ("ieee", "bf16x6", "tf32x3")
+        assert c["PRECISION"] in ("ieee", "tf32x3")
         assert all(c[k] & (c[k] - 1) == 0 for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
     (m,) = _match("linear_bias_relu")
     s = m.spec["matmul"]
@@ -118,7 +117,7 @@ def test_configs_are_data_and_never_plain_tf32():
     # A big square fp32 problem: both precisions offered, no split-K (the output fills the GPU).
     big = type(s)(**{**s.__dict__, "M": 4096, "N": 4096, "K": 4096})
     cfgs = matmul.prune_configs(big, h100.sm_count)
-    assert {c["PRECISION"] for c in cfgs} == {"ieee", "bf16x6", "tf32x3"}
+    assert {c["PRECISION"] for c in cfgs} == {"ieee", "tf32x3"}
     assert all(c["SPLIT_K"] == 1 for c in cfgs)
     # Few output tiles and a long K: split-K points survive.
     skinny = type(s)(**{**s.__dict__, "M": 64, "N": 64, "K": 1 << 19})
@@ -128,7 +127,6 @@ def test_configs_are_data_and_never_plain_tf32():
     bm = type(m)(m.family, m.region, m.label, {"matmul": big})
     t = {(c["BLOCK_M"], c["BLOCK_N"], c["PRECISION"]): fam.estimate(bm, c, h100) for c in cfgs}
     assert t[(128, 128, "tf32x3")] < t[(128, 128, "ieee")]
-    assert t[(128, 128, "bf16x6")] == t[(128, 128, "tf32x3")]  # same tensor-core time: measurement decides
     assert t[(128, 128, "ieee")] < t[(16, 64, "ieee")]
 
 
@@ -177,56 +175,3 @@ def test_judge_accepts_rendered_answer(task, tmp_path):
     v = check(str(TASKS / f"{task}.py"), str(path), JudgeConfig(device="cpu", timeout_s=120))
     assert v.accepted, f"{v.stage}: {v.reason}\n{v.log_tail}"
     assert v.kernels and all(k.startswith("_k") for k in v.kernels)
-
-
-def test_bf16x6_renders_six_bf16_products_on_split_operands():
-    # Triton's interpreter (3.9) rounds fp32->bf16 wrongly and returns garbage from bf16 tl.dot, so
-    # the kernel itself runs on the GPU only (the judge checks each candidate there; CPU configs
-    # never offer it). Here: the rendered code, and below, the arithmetic it performs.
-    src, _ = answer_for(TASKS / "gemm_add_relu.py", BF16X6)
-    ast.parse(src)
-    assert "def _k0_" in src and "_bf16x3(x):" in src
-    assert src.count("tl.dot(") - src.count("input_precision=FP32_PRECISION") == 6 + 1  # + the bf16-input dot
-    assert "acc += acc_lo" in src
-
-
-def _bf16x3(x):
-    """torch mirror of the template's split: three round-to-nearest bf16 parts."""
-    import torch
-
-    x0 = x.to(torch.bfloat16)
-    r = x - x0.float()
-    x1 = r.to(torch.bfloat16)
-    x2 = (r - x1.float()).to(torch.bfloat16)
-    return x0, x1, x2
-
-
-def test_bf16x6_arithmetic_is_fp32_grade_where_tf32x3_is_not():
-    """On the judge's extreme-range inputs (sign * 10**U(-3, 3)) the six bf16 products (each exact
-    in fp32, summed here in float64 to isolate the splitting) stay within fp32's own error of the
-    float64 product, while a 3xTF32 split does not: the failure seen on the H100 for level1/1."""
-    import torch
-
-    g = torch.Generator().manual_seed(0)
-    M = K = N = 64
-    a = torch.sign(torch.randn(M, K, generator=g)) * 10 ** (torch.rand(M, K, generator=g) * 6 - 3)
-    b = torch.sign(torch.randn(K, N, generator=g)) * 10 ** (torch.rand(K, N, generator=g) * 6 - 3)
-    exact = a.double() @ b.double()
-    scale = a.double().abs() @ b.double().abs()  # the size of the terms: what rounding errors scale with
-    fp32 = (a @ b).double()
-    a0, a1, a2 = (t.double() for t in _bf16x3(a))
-    b0, b1, b2 = (t.double() for t in _bf16x3(b))
-    assert torch.equal(a0 + a1 + a2, a.double()) or (a0 + a1 + a2 - a.double()).abs().max() <= 2**-24 * a.abs().max()
-    six = a0 @ b2 + a1 @ b1 + a2 @ b0 + a0 @ b1 + a1 @ b0 + a0 @ b0
-
-    def tf32(x):  # round to 10 explicit mantissa bits
-        m, e = torch.frexp(x.double())
-        return torch.ldexp(torch.round(m * 2**11) / 2**11, e)
-
-    ah, bh = tf32(a), tf32(b)
-    al, bl = tf32(a.double() - ah), tf32(b.double() - bh)
-    three = ah @ bh + ah @ bl + al @ bh
-    err = lambda y: ((y - exact).abs() / scale).max().item()  # noqa: E731
-    assert err(six) <= 2**-24, err(six)  # at most fp32's unit roundoff of the terms
-    assert err(six) < err(fp32)  # below what fp32 accumulation itself adds
-    assert err(three) > 4 * err(six), (err(three), err(six))

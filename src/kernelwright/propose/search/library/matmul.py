@@ -7,9 +7,8 @@ Two templates (templates/matmul_tiled.j2, matmul_gemv.j2); their search space is
 (`CONFIGS`: BLOCK_M/N/K, GROUP_M swizzle, SPLIT_K, num_warps, num_stages, and for fp32 operands
 the dot precision), pruned per shape by `prune_configs`.
 
-Precision: fp32 operands go through `tl.dot(..., input_precision="ieee")` (exact fp32 FMA),
-"bf16x6" (each operand split into three bf16 parts, six tensor-core products: fp32-grade) or
-"tf32x3" (three TF32 tensor-core products, near fp32); all are offered and the judge's fp32
+Precision: fp32 operands go through `tl.dot(..., input_precision="ieee")` (exact fp32 FMA) or
+"tf32x3" (three TF32 tensor-core products, near fp32); both are offered and the judge's fp32
 tolerance decides. Plain TF32 is never generated. fp16/bf16 use tensor cores with fp32
 accumulation. The epilogue runs in fp32 and rounds once, at the store.
 
@@ -78,20 +77,10 @@ _FP32 = [
     (32, 32, 64, 8, 16, 4, 3),
 ]
 _KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "SPLIT_K", "num_warps", "num_stages")
-# "bf16x6" splits each fp32 operand into three bf16 parts (8 + 8 + 8 mantissa bits, so the sum holds
-# the fp32 value to ~2^-25) and sums the six products whose order is at most 2^-16 on bf16 tensor
-# cores; the three dropped products are below 2^-24, fp32's own rounding. Same tensor-core time as
-# tf32x3 (six products at twice the TF32 rate), but tf32x3 keeps only ~22 bits per operand and failed
-# strict fp32 tolerance on extreme-range and near-constant inputs (H100, bench/results/
-# h100-2026-11-22-s3: level1/1, level2/12, level2/41). The idea is the bf16x9 fp32 emulation of
-# Henry, Tang and Heinecke, "Leveraging the bfloat16 Artificial Intelligence Datatype For
-# Higher-Precision Computations" (ARITH 2019), less its three smallest products.
-FP32_PRECISIONS = ("ieee", "bf16x6", "tf32x3")
+FP32_PRECISIONS = ("ieee", "tf32x3")
 CONFIGS: dict[str, list[dict]] = {
     "tc": [dict(zip(_KEYS, c), PRECISION="ieee") for c in _TC],
-    # Tile-major: at equal modelled time (bf16x6 and tf32x3 tie) a tile's precisions sit side by
-    # side, so the first configs tuned include both tensor-core routes.
-    "fp32": [dict(zip(_KEYS, c), PRECISION=p) for c in _FP32 for p in FP32_PRECISIONS],
+    "fp32": [dict(zip(_KEYS, c), PRECISION=p) for p in FP32_PRECISIONS for c in _FP32],
     # GEMV streams A once: rows per program x K chunk, split-K when there are few rows.
     "gemv": [
         dict(BLOCK_M=bm, BLOCK_K=bk, SPLIT_K=sk, num_warps=w, num_stages=3)
@@ -283,8 +272,6 @@ class MatmulFamily:
             peak = device.bf16_tflops
         elif config.get("PRECISION") == "tf32x3":
             peak = device.bf16_tflops / 2 / 3  # TF32 runs at half the bf16 rate, three products
-        elif config.get("PRECISION") == "bf16x6":
-            peak = device.bf16_tflops / 6  # six bf16 products
         else:
             peak = device.fp32_tflops
         # Larger tiles reuse each loaded element more; 128x128 and up reach the peak.
