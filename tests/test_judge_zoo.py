@@ -22,6 +22,7 @@ A = ZOO / "answers"
 
 HONEST = [
     ("relu", "honest_relu"),
+    ("relu", "honest_relu_tqdm"),  # tqdm's monitor thread is a library's, allowed by class identity
     ("rowsum", "honest_rowsum"),
     ("sum_dim1", "honest_sum_dim1"),
     ("softmax", "honest_softmax"),
@@ -48,6 +49,7 @@ CHEATS = [
     ("relu", "cheat_ptr_cache", {"numerics", "determinism", "integrity"}, ""),  # where an address repeats first
     ("relu", "cheat_phase", {"sweep", "numerics", "determinism", "integrity"}, "wrong result"),
     ("relu", "cheat_thread", {"integrity", "smoke"}, "target ModelNew.forward.<locals>.work"),  # names whose thread
+    ("relu", "cheat_thread_lookalike", {"integrity", "smoke"}, "_Worker"),  # a TMonitor subclass still counts
     ("relu", "cheat_tf32_flag", {"integrity"}, "flags"),
     ("relu", "cheat_patch_allclose", {"smoke"}, "wrong result"),
     ("relu", "cheat_fake_pass", {"smoke"}, "exited with code 0"),

@@ -31,9 +31,26 @@ class State:
         self.last_inputs: dict[str, list] = {}
         self.launches: dict[str, int] = {}  # answer kernel name -> launches since last reset
         self.ablate = False
+        self.library_threads = _library_thread_types()
 
     def answer_kernels(self) -> list[str]:
         return sorted(k for k, v in self.launches.items() if v)
+
+
+def _library_thread_types() -> tuple[type, ...]:
+    """Thread classes a library starts on its own, once per process, that run none of the answer's
+    code: tqdm's monitor (a daemon that only watches tqdm bars; torch.export with dynamic shapes
+    starts it on a GPU machine: bench/probe_threads.py, H100, where it failed session 3's
+    whole-model check). Imported here, before any answer loads, so an answer cannot swap the class
+    the worker compares against; matched by identity, so a subclass or a look-alike still counts."""
+    types: list[type] = []
+    try:
+        from tqdm._monitor import TMonitor
+
+        types.append(TMonitor)
+    except Exception:  # noqa: BLE001 - tqdm absent or changed: nothing to allow
+        pass
+    return tuple(types)
 
 
 def _limit_resources(device: str) -> None:
@@ -271,14 +288,17 @@ def _cmd_call(state: State, msg: dict, torch) -> dict:
         _sync(state, torch)
     finally:
         state.ablate = False
-    new_threads = [f"{t.name} ({type(t).__module__}.{type(t).__qualname__}, target "
-                   f"{getattr(getattr(t, '_target', None), '__qualname__', '?')})"
-                   for t in threading.enumerate() if t.ident not in threads_before]
+    added = [t for t in threading.enumerate() if t.ident not in threads_before]
+    describe = lambda t: (f"{t.name} ({type(t).__module__}.{type(t).__qualname__}, target "  # noqa: E731
+                          f"{getattr(getattr(t, '_target', None), '__qualname__', '?')})")
+    new_threads = [describe(t) for t in added if type(t) not in state.library_threads]
+    library_threads = [describe(t) for t in added if type(t) in state.library_threads]
     ok_types, flat = _exact_tensors(out, torch)
     reply: dict = {
         "launches": dict(state.launches),
         "threads_added": len(new_threads),
         "threads_new": new_threads,  # names say whose they are (the answer's, or a library's)
+        "threads_library": library_threads,  # allowed: _library_thread_types
         "flags_changed": {k: v for k, v in _flags(torch).items() if flags_before.get(k) != v},
         "inputs_changed": _digest(live, torch) != before,
         "exact_tensors": ok_types,
