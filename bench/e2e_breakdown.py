@@ -2,7 +2,11 @@
 each kernel (torch.profiler, summed by kernel name), the kernels' total, and the wall time per
 forward (CUDA events around back-to-back calls: host overhead shows as wall above the GPU total).
 
-    python bench/e2e_breakdown.py RUN_DIR_OR_TGZ [--model NAME]
+    python bench/e2e_breakdown.py RUN_DIR_OR_TGZ [--model NAME] [--timer]
+
+--timer also prints the host time to enqueue one forward (train and eval mode; a forward whose host
+time exceeds its GPU time is host-bound when timed one call at a time, as the timing judge does)
+and the timing judge's own figures (kernelwright.judge.timer.time_answer beside eager).
 
 RUN_DIR_OR_TGZ: a directory written by bench/e2e_models.py (or its .tgz) holding models/<name>.py
 and <name>/model_optimized.py. Prints two tables (original, optimized) and the top differences.
@@ -59,6 +63,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run")
     ap.add_argument("--model", default="", help="the model's name (default: the first under models/)")
+    ap.add_argument("--timer", action="store_true", help="host enqueue time per forward, and time_answer's figures")
     args = ap.parse_args()
     import torch
 
@@ -97,6 +102,31 @@ def main() -> int:
     print("\n## optimized minus original, by kernel (ms per forward)")
     for d, k in diff[:10] + [("...", "")] + diff[-12:] if len(diff) > 22 else diff:
         print(f"  {d if isinstance(d, str) else f'{d:+8.4f}'}  {k[:110]}")
+    if args.timer:
+        import time
+
+        print("\n## host time to enqueue one forward (ms; synchronized before each, median of 15)")
+        for label, m in (("original", ref), ("optimized", new)):
+            for mode in ("eval", "train"):
+                m.train(mode == "train")
+                hs = []
+                with torch.no_grad():
+                    for _ in range(15):
+                        torch.cuda.synchronize()
+                        t = time.perf_counter()
+                        m(*xs)
+                        hs.append((time.perf_counter() - t) * 1e3)
+                        torch.cuda.synchronize()
+                print(f"  {label:9s} {mode:5s} host {sorted(hs)[7]:.3f} ms")
+        from kernelwright.config import TimerConfig
+        from kernelwright.judge.timer import time_answer
+
+        rep = time_answer(src, opt, TimerConfig(device="cuda"), baselines=("eager",))
+        a = rep.answer.median_ms if rep.answer else None
+        e = rep.baselines.get("eager")
+        print(f"\n## time_answer: accepted={rep.accepted} {rep.reason or ''} answer {a} ms, eager "
+              f"{e.median_ms if e else None} ms, mode {rep.mode}, wall per call {rep.wall_ms_per_call}, flagged "
+              f"{rep.flagged}, notes {rep.notes}")
     return 0
 
 
