@@ -64,6 +64,8 @@ def main() -> int:
     ap.add_argument("run")
     ap.add_argument("--model", default="", help="the model's name (default: the first under models/)")
     ap.add_argument("--timer", action="store_true", help="host enqueue time per forward, and time_answer's figures")
+    ap.add_argument("--baselines", default="eager", help="time_answer's baselines, comma list (e.g. eager,compile)")
+    ap.add_argument("--no-profile", action="store_true", help="skip the per-kernel tables")
     args = ap.parse_args()
     import torch
 
@@ -89,7 +91,7 @@ def main() -> int:
         out_ref, out_new = ref(*xs), new(*xs)
         print(f"# {torch.cuda.get_device_name()}, torch {torch.__version__}; {src.stem}; max |diff| "
               f"{(out_ref.float() - out_new.float()).abs().max().item():.4g}")
-        for label, m in (("original", ref), ("optimized", new)):
+        for label, m in (() if args.no_profile else (("original", ref), ("optimized", new))):
             kt = kernel_times(lambda: m(*xs))
             total = sum(v[0] for v in kt.values())
             rows[label] = kt
@@ -97,11 +99,12 @@ def main() -> int:
                   f"{sum(v[1] for v in kt.values())} launches")
             for name, (ms, n) in sorted(kt.items(), key=lambda kv: -kv[1][0])[:25]:
                 print(f"  {ms:8.4f} ms  x{n:<3d} {name[:110]}")
-    names = set(rows["original"]) | set(rows["optimized"])
-    diff = sorted(((rows["optimized"].get(k, (0, 0))[0] - rows["original"].get(k, (0, 0))[0], k) for k in names))
-    print("\n## optimized minus original, by kernel (ms per forward)")
-    for d, k in diff[:10] + [("...", "")] + diff[-12:] if len(diff) > 22 else diff:
-        print(f"  {d if isinstance(d, str) else f'{d:+8.4f}'}  {k[:110]}")
+    if rows:
+        names = set(rows["original"]) | set(rows["optimized"])
+        diff = sorted(((rows["optimized"].get(k, (0, 0))[0] - rows["original"].get(k, (0, 0))[0], k) for k in names))
+        print("\n## optimized minus original, by kernel (ms per forward)")
+        for d, k in diff[:10] + [("...", "")] + diff[-12:] if len(diff) > 22 else diff:
+            print(f"  {d if isinstance(d, str) else f'{d:+8.4f}'}  {k[:110]}")
     if args.timer:
         import time
 
@@ -121,11 +124,11 @@ def main() -> int:
         from kernelwright.config import TimerConfig
         from kernelwright.judge.timer import time_answer
 
-        rep = time_answer(src, opt, TimerConfig(device="cuda"), baselines=("eager",))
+        rep = time_answer(src, opt, TimerConfig(device="cuda"), baselines=tuple(args.baselines.split(",")))
         a = rep.answer.median_ms if rep.answer else None
-        e = rep.baselines.get("eager")
-        print(f"\n## time_answer: accepted={rep.accepted} {rep.reason or ''} answer {a} ms, eager "
-              f"{e.median_ms if e else None} ms, mode {rep.mode}, wall per call {rep.wall_ms_per_call}, flagged "
+        base = {k: (v.median_ms if v else None) for k, v in rep.baselines.items()}
+        print(f"\n## time_answer: accepted={rep.accepted} {rep.reason or ''} answer {a} ms, baselines {base} ms, "
+              f"speedups {rep.speedup}, mode {rep.mode}, wall per call {rep.wall_ms_per_call}, flagged "
               f"{rep.flagged}, notes {rep.notes}")
     return 0
 
