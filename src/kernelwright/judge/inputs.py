@@ -83,6 +83,22 @@ def count_elements(task: Task, overrides: dict[str, int]) -> int:
         return sum(t.numel() for t in ins if isinstance(t, torch.Tensor))
 
 
+def count_io_elements(task: Task, overrides: dict[str, int]) -> int:
+    """count_elements plus the forward's outputs, run on the meta device (no memory, no kernels):
+    what one check holds at these sizes. An output can dwarf the inputs (an attention score matrix,
+    an MLP's up-projection); where the forward cannot run on meta, inputs and parameters alone."""
+    n = count_elements(task, overrides)
+    try:
+        with torch.device("meta"), torch.no_grad():
+            ins = task.inputs(overrides, seed=0)
+            model = task.module.Model(*task.init_inputs(overrides, seed=0))
+            out = model(*ins)
+        leaves = out if isinstance(out, (tuple, list)) else [out]
+        return n + sum(t.numel() for t in leaves if isinstance(t, torch.Tensor))
+    except Exception:  # noqa: BLE001 - an op without a meta kernel: the inputs' count stands
+        return n
+
+
 def sweep_configs(task: Task, cap: int, want: int) -> list[ShapeConfig]:
     """Rescaled configurations within `cap` elements: each constant varied alone, then jointly."""
     consts = task.size_constants

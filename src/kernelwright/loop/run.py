@@ -968,22 +968,29 @@ def _out_of_memory(verdict: Any) -> bool:
 
 
 def _fits_in_memory(task_path: Path, device: str) -> int:
-    """How many of this task's checks fit in GPU memory side by side. A check holds the task's
-    inputs and outputs in its worker and, in the judge, the reference's, in float64 twice: about
-    12 x the inputs' bytes in all (fp32 inputs; a guess that errs large). Half the GPU is the room."""
+    """How many of this task's checks fit in GPU memory side by side (judge.inputs.count_io_elements;
+    the H100 MiniGPT run counted inputs only and put 8 checks of a 128x8x512x512 attention task side
+    by side: 66 GB in the judge's process, every check out of memory)."""
     import torch
 
     if device != "cuda" or not torch.cuda.is_available():  # no GPU memory to share (fake judges)
         return 1 << 30
     try:
-        from ..judge.inputs import count_elements
+        from ..judge.inputs import count_io_elements
         from ..task import load_task
 
-        need = 12 * 4 * count_elements(load_task(task_path), {})
-        room = torch.cuda.get_device_properties(0).total_memory // 2
-        return max(1, int(room // max(need, 1)))
+        return checks_that_fit(count_io_elements(load_task(task_path), {}),
+                               torch.cuda.get_device_properties(0).total_memory)
     except Exception:  # a task that cannot be measured here: its checks say so themselves
         return 1
+
+
+def checks_that_fit(elements: int, gpu_bytes: int) -> int:
+    """A check holds the task's inputs, parameters and outputs in its worker and, in the judge, the
+    native reference's and the float64 reference's twice (pristine and one-ulp perturbed): about 12
+    fp32-sized copies of them (a guess that errs large). Half the GPU is the room."""
+    need = 12 * 4 * max(elements, 1)
+    return max(1, int((gpu_bytes // 2) // need))
 
 
 def _maybe_faster(row: dict[str, Any], inc: dict[str, Any]) -> bool:
