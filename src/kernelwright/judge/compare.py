@@ -5,16 +5,20 @@ from dataclasses import dataclass
 
 import torch
 
-from .tolerances import NATIVE_ERROR_SLACK, SENSITIVITY_SLACK, tolerance
+from .tolerances import NATIVE_ERROR_SLACK, SENSITIVITY_SLACK, tolerance, working_tolerance
 
 
 @dataclass
 class Ref64:
     """The float64 reference outputs, and per element how far they move when the inputs and weights
-    move by one ulp of their own dtype (None where that could not be measured)."""
+    move by one ulp of their own dtype (None where that could not be measured). work_dtype: the least
+    precise floating dtype the native reference computed in (an op's output), None if unknown; its
+    tolerance applies where it is looser than the output dtype's (tolerances.py). values are None
+    where the task does not run in float64 but work_dtype is known."""
 
-    values: list[torch.Tensor]
+    values: list[torch.Tensor | None]
     sens: list[torch.Tensor | None] | None = None
+    work_dtype: torch.dtype | None = None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -27,7 +31,7 @@ class Ref64:
 
     def to(self, device) -> "Ref64":
         sens = None if self.sens is None else [s.to(device) if s is not None else None for s in self.sens]
-        return Ref64([v.to(device) for v in self.values], sens)
+        return Ref64([v.to(device) if v is not None else None for v in self.values], sens, self.work_dtype)
 
 
 @dataclass
@@ -44,9 +48,10 @@ def _where(mask: torch.Tensor) -> tuple[int, ...]:
 
 
 def compare_one(cand: torch.Tensor, native: torch.Tensor, ref64: torch.Tensor | None, label: str,
-                sens: torch.Tensor | None = None) -> Match:
+                sens: torch.Tensor | None = None, work_dtype: torch.dtype | None = None) -> Match:
     """cand: the answer's output (on cpu); native: the task in its own dtype; ref64: float64 run or None;
-    sens: |float64 run on one-ulp-perturbed inputs and weights - ref64| (the problem's own conditioning)."""
+    sens: |float64 run on one-ulp-perturbed inputs and weights - ref64| (the problem's own conditioning);
+    work_dtype: the least precise floating dtype the reference computed in (loosens, never tightens)."""
     if tuple(cand.shape) != tuple(native.shape):
         return Match(False, f"{label}: shape {tuple(cand.shape)} != expected {tuple(native.shape)}")
     if cand.dtype != native.dtype:
@@ -73,7 +78,9 @@ def compare_one(cand: torch.Tensor, native: torch.Tensor, ref64: torch.Tensor | 
                                 f"elements); first at {at}: got {c[at].item()}, expected {n[at].item()}")
     finite = torch.isfinite(n)
     r = torch.where(torch.isfinite(r), r, n)  # float64 may differ only where native is non-finite
-    atol, rtol = tolerance(native.dtype)
+    atol, rtol = working_tolerance(native.dtype, work_dtype)
+    through = f"{native.dtype} output computed through {work_dtype}" \
+        if (atol, rtol) != tolerance(native.dtype) else f"{native.dtype}"
     err = torch.where(finite, (c - r).abs(), torch.zeros_like(c))
     bound = atol + rtol * r.abs() + NATIVE_ERROR_SLACK * (n - r).abs()
     if sens is not None and sens.shape == r.shape:
@@ -86,7 +93,7 @@ def compare_one(cand: torch.Tensor, native: torch.Tensor, ref64: torch.Tensor | 
         at = _where(bad)
         return Match(
             False,
-            f"{label}: {int(bad.sum())} of {cand.numel()} elements outside tolerance ({native.dtype}: atol {atol:g}, "
+            f"{label}: {int(bad.sum())} of {cand.numel()} elements outside tolerance ({through}: atol {atol:g}, "
             f"rtol {rtol:g}); max abs err {max_abs:.3g}; first at {at}: got {c[at].item():.8g}, expected "
             f"{r[at].item():.8g}",
             max_abs, max_rel,
@@ -101,7 +108,8 @@ def compare_outputs(cand: list[torch.Tensor], native: list[torch.Tensor], ref64:
     for i, (c, n) in enumerate(zip(cand, native)):
         r = ref64[i] if ref64 is not None else None
         sens = ref64.sens[i] if isinstance(ref64, Ref64) and ref64.sens is not None else None
-        m = compare_one(c, n, r, f"output {i}" if len(native) > 1 else "output", sens)
+        work = ref64.work_dtype if isinstance(ref64, Ref64) else None
+        m = compare_one(c, n, r, f"output {i}" if len(native) > 1 else "output", sens, work)
         if not m.ok:
             return m
         worst.max_abs_err = max(worst.max_abs_err, m.max_abs_err)

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from ..config import JudgeConfig
 from ..errors import TaskError, UsageError
@@ -31,6 +33,7 @@ from .compare import Ref64, compare_outputs
 from .gate import NO_GATE, GpuGate
 from .protocol import dtype_name
 from .sandbox import Worker, WorkerDied, WorkerProtocolError, WorkerTimeout
+from .tolerances import loosest_dtype
 from .verdict import Rejection, StageResult, Verdict
 
 
@@ -74,6 +77,22 @@ def _static_load_check(src: str) -> None:
         raise Rejection("load", "the answer defines no ModelNew class")
 
 
+class _WorkDtypes(TorchDispatchMode):
+    """Records the dtype of every floating tensor that any op of the reference outputs: a task may
+    narrow inside its forward (`.to(torch.float16).float()`), and then computes at that precision."""
+
+    def __init__(self, seen: set):
+        super().__init__()
+        self.seen = seen
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                self.seen.add(t.dtype)
+        return out
+
+
 class _Reference:
     """The task's Model at one configuration, in its own dtype and (where it runs) in float64."""
 
@@ -89,6 +108,7 @@ class _Reference:
         self._ref64_failed = False
         self.mutates = False
         self.aliases = False
+        self.work_dtypes: set[torch.dtype] = set()  # every floating dtype an op of the native run output
 
     def run(self, inputs: list, on_device: bool = False) -> tuple[list[torch.Tensor], Ref64 | None]:
         """Native outputs and the float64 companion; on the cpu unless on_device (the check compares
@@ -97,8 +117,16 @@ class _Reference:
         # a copy always: the reference may write its inputs, and the caller sends them on to the answer
         dev = [x.to(self.device, copy=True) if isinstance(x, torch.Tensor) else x for x in inputs]
         before = [x.clone() if isinstance(x, torch.Tensor) else None for x in dev]
-        with torch.no_grad():
-            out = self.native(*dev)
+        seen: set[torch.dtype] = set()
+        try:
+            with torch.no_grad(), _WorkDtypes(seen):
+                out = self.native(*dev)
+        except Exception:  # a task the dispatch mode breaks (or that fails anyway): run it plainly
+            seen = set()
+            dev = [b.clone() if b is not None else x for b, x in zip(before, dev)]
+            with torch.no_grad():
+                out = self.native(*dev)
+        self.work_dtypes |= seen
         native = _flatten(out)
         if native is None:
             raise TaskError(
@@ -112,7 +140,15 @@ class _Reference:
             for o in native for x in dev if isinstance(x, torch.Tensor) and o.numel() and x.numel()
         )
         native = [o.detach() if on_device else o.detach().cpu() for o in native]
-        return native, self._run64(before, on_device)
+        r64 = self._run64(before, on_device)
+        if r64 is None and self.work_dtype is not None:  # no float64 run, but the working precision holds
+            r64 = Ref64([None] * len(native), None, self.work_dtype)
+        return native, r64
+
+    @property
+    def work_dtype(self) -> torch.dtype | None:
+        """The least precise floating dtype the native reference computed in (its tolerance applies)."""
+        return loosest_dtype(self.work_dtypes)
 
     def _run64(self, pristine: list, on_device: bool = False) -> Ref64 | None:
         """Float64 run on the pristine inputs, and again on inputs and weights perturbed by one ulp
@@ -140,7 +176,7 @@ class _Reference:
             if out_p is not None and len(out_p) == len(values):
                 sens = [(p.detach().to(v.device) - v).abs() if p.shape == v.shape and v.is_floating_point() else None
                         for p, v in zip(out_p, values)]
-            return Ref64(values, sens)
+            return Ref64(values, sens, self.work_dtype)
         except Exception:
             self._ref64_failed = True
             self._ref64 = None
