@@ -112,7 +112,8 @@ def main() -> int:
             e = res.end_to_end
             row.update({k: e.get(k) for k in (
                 "tasks", "kernels", "check", "predicted_speedup", "predicted_from_measured",
-                "speedup_vs_eager", "speedup_vs_compile", "answer_ms", "baseline_ms", "timing", "timing_mode", "flagged")})
+                "speedup_vs_eager", "speedup_vs_compile", "answer_ms", "baseline_ms", "timing", "timing_mode", "flagged",
+                "speedup_back_to_back", "answer_wall_ms", "baseline_wall_ms", "host_ms", "timing_notes")})
             row["report"] = str(res.report_path)
         except Exception as exc:  # one model failing must not hide the other's figures
             row["error"] = f"{type(exc).__name__}: {exc}"
@@ -128,8 +129,8 @@ def main() -> int:
         f"# end-to-end: {gpu}, torch {meta['torch']}, triton {meta['triton']}, {meta['date']}",
         f"command: `{meta['command']}`",
         "",
-        "| model | tasks | kernels | check | Amdahl (priors) | Amdahl (measured tasks) | vs eager | vs compile | ms (eager / compile / ours) | s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | tasks | kernels | check | Amdahl (priors) | Amdahl (measured tasks) | vs eager | vs compile | ms (eager / compile / ours) | back to back vs eager / compile | host ms (ours) | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(x, spec=".3f"):
@@ -137,13 +138,15 @@ def main() -> int:
 
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['model']} | error: {r['error'][:200]} |||||||| {r.get('seconds', '')} |")
+            lines.append(f"| {r['model']} | error: {r['error'][:200]} |||||||||| {r.get('seconds', '')} |")
             continue
         b = r.get("baseline_ms") or {}
+        b2b = r.get("speedup_back_to_back") or {}
         ms = f"{f(b.get('eager'))} / {f(b.get('compile'))} / {f(r.get('answer_ms'))}"
         lines.append(
             f"| {r['model']} | {r['tasks']} | {r['kernels']} | {str(r['check'])[:60]} | {f(r['predicted_speedup'])} | "
-            f"{f(r['predicted_from_measured'])} | {f(r['speedup_vs_eager'])} | {f(r['speedup_vs_compile'])} | {ms} | {r['seconds']} |"
+            f"{f(r['predicted_from_measured'])} | {f(r['speedup_vs_eager'])} | {f(r['speedup_vs_compile'])} | {ms} | "
+            f"{f(b2b.get('eager'))} / {f(b2b.get('compile'))} | {f((r.get('host_ms') or {}).get('answer'))} | {r['seconds']} |"
         )
     table = "\n".join(lines) + "\n"
     (out / "e2e_models.md").write_text(table)

@@ -55,7 +55,9 @@ def _gpu_run(tmp_path: Path) -> Path:
         "device": "cuda", "mode": "model", "kernels": 2, "tasks": 2, "check": "accepted", "check_seconds": 12.0,
         "predicted_speedup": 1.27, "predicted_from_measured": 1.21, "timing": "measured", "timing_mode": "events",
         "gpu": "NVIDIA H100 80GB HBM3", "answer_ms": 1.7, "baseline_ms": {"eager": 2.0, "compile": 1.8},
-        "speedup_vs_eager": 2.0 / 1.7, "speedup_vs_compile": 1.8 / 1.7}))
+        "speedup_vs_eager": 2.0 / 1.7, "speedup_vs_compile": 1.8 / 1.7,
+        "answer_wall_ms": 1.6, "baseline_wall_ms": {"eager": 2.08, "compile": 1.8},
+        "speedup_back_to_back": {"eager": 1.3, "compile": 1.125}, "host_ms": {"answer": 0.4}}))
     return run
 
 
@@ -71,6 +73,7 @@ def test_gpu_run_report(tmp_path):
     assert html.count('<tr class="') == 5  # every experiment
     assert "Nothing was timed" not in html
     assert "1.18x" in html and "1.21x" in html and "1.27x" in html  # measured beside both Amdahl figures
+    assert "1.30x" in html and "back to back vs eager" in html  # the same run's back-to-back figure
     assert "below min_share" in html  # the dropped target is listed with why
     assert "<details>" in html  # long errors fold
     assert "http://" not in html and "https://" not in html and html.count("data:image/png;base64,") == 3

@@ -175,6 +175,9 @@ def test_time_answer_end_to_end_host_clock(tmp_path):
     assert rep.answer is not None and rep.answer.mode == "host" and rep.baselines["eager"] is not None
     assert set(rep.speedup) == {"eager"} and rep.input_sets == cfg.input_sets
     assert rep.bytes_moved == 2 * 6 * 33 * 4  # x read once, y written once (fp32)
+    # host time to enqueue one call, per row (a host clock: no back-to-back wall clock on a CPU)
+    assert set(rep.host_ms) == {"answer", "eager"} and all(v > 0 for v in rep.host_ms.values())
+    assert rep.baseline_wall_ms == {} and rep.speedup_back_to_back == {}
     bad = time_answer(tmp_path / "task.py", tmp_path / "cache.py", cfg, baselines=(), host_clock_ok=True)
     assert not bad.accepted and "differ from the reference" in bad.reason
     c = compare(tmp_path / "task.py", tmp_path / "good.py", tmp_path / "cache.py", cfg, host_clock_ok=True)
@@ -233,3 +236,15 @@ def test_a_thread_in_a_baseline_is_noted_in_an_answer_rejected(tmp_path):
     assert any("thread" in n and "not rejected" in n for n in base.notes), base.notes
     rep = time_answer(tmp_path / "task.py", tmp_path / "answer.py", cfg, baselines=(), host_clock_ok=True)
     assert not rep.accepted and "new thread" in rep.reason
+
+
+def test_host_bound_note_and_back_to_back_speedup():
+    from kernelwright.judge.timer import TimingReport, host_bound_note
+
+    assert host_bound_note("answer", 0.5, 2.0) == ""
+    note = host_bound_note("answer", 1.9, 2.1)
+    assert note.startswith("answer: host-bound") and "1.900 ms of the 2.100 ms" in note
+    assert host_bound_note("answer", None, 2.0) == ""
+    rep = TimingReport(None, {}, {}, None, None, None, "memory", "", [], True, "", "gpu",
+                       wall_ms_per_call=2.0, baseline_wall_ms={"eager": 2.5, "compile": None})
+    assert rep.speedup_back_to_back == {"eager": 1.25}

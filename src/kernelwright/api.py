@@ -139,6 +139,8 @@ def _print_summary(console, plan, outcomes, e2e, optimized_path, report_path) ->
         "check": e2e.get("check", "not run"),
         "speedup_vs_eager": _fmt(e2e.get("speedup_vs_eager")),
         "speedup_vs_compile": _fmt(e2e.get("speedup_vs_compile")),
+        "back_to_back_vs_eager": _fmt((e2e.get("speedup_back_to_back") or {}).get("eager")),
+        "back_to_back_vs_compile": _fmt((e2e.get("speedup_back_to_back") or {}).get("compile")),
         "model_optimized": optimized_path or "none",
         "report": report_path,
     }

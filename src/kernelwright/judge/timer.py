@@ -79,11 +79,33 @@ class TimingReport:
     ceiling_tflops: float | None = None
     l2: str = ""  # how persisting L2 was reset
     wall_ms_per_call: float | None = None  # the judge's wall clock over back-to-back answer calls
+    # The same for each baseline (GPU only): back to back, launches overlap the GPU's work, as in a
+    # loop of forwards; the medians above time each call from an idle GPU (flushed L2, synced).
+    baseline_wall_ms: dict[str, float | None] = field(default_factory=dict)
+    host_ms: dict[str, float] = field(default_factory=dict)  # row -> median host ms to enqueue one call
     row_rates: dict[str, dict[str, float | None]] = field(default_factory=dict)  # row -> gbps/tflops/pct
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def speedup_back_to_back(self) -> dict[str, float]:
+        """baseline / answer of the judge's back-to-back wall clock per call, where both were measured."""
+        a = self.wall_ms_per_call
+        return {k: v / a for k, v in self.baseline_wall_ms.items() if v and a}
+
+
+# An answer whose host needs this share of its measured time to enqueue a call is host-bound there.
+HOST_BOUND_SHARE = 0.8
+
+
+def host_bound_note(row: str, host_ms: float | None, median_ms: float | None) -> str:
+    """A note when a row's per-call time is mostly its host's enqueueing ('' otherwise)."""
+    if not host_ms or not median_ms or host_ms < HOST_BOUND_SHARE * median_ms:
+        return ""
+    return (f"{row}: host-bound: enqueueing one call takes {host_ms:.3f} ms of the {median_ms:.3f} ms measured "
+            "from an idle GPU; back to back (wall_ms_per_call) the launches overlap the GPU's work")
 
 
 @dataclass
@@ -552,6 +574,12 @@ def _fill_answer(rep: TimingReport, res: _RowResult, plan: _Plan, cfg: TimerConf
         return None
     rep.answer = st
     rep.aa_spread["answer"] = res.aa
+    host = res.reply.get("host_ms", {}).get("answer")
+    if host is not None:
+        rep.host_ms["answer"] = float(host)
+        note = host_bound_note("answer", float(host), st.median_ms)
+        if note:
+            rep.notes.append(note)
     rep.gbps, rep.tflops = roofline.rates(plan.work, st.median_ms)
     rep.pct_of_ceiling = roofline.pct_of_ceiling(plan.work, st.median_ms, ceil)
     rep.row_rates["answer"] = {"gbps": rep.gbps, "tflops": rep.tflops, "pct_of_ceiling": rep.pct_of_ceiling}
@@ -577,6 +605,13 @@ def _time_baselines(plan: _Plan, cfg: TimerConfig, device: str, rows: list[_Row]
                 rep.notes.append(f"{row.name}: {res.error}; later baselines not timed")
                 break
             rep.baselines[row.name] = res.stats
+            if res.reply.get("host_ms", {}).get(row.name) is not None:
+                rep.host_ms[row.name] = float(res.reply["host_ms"][row.name])
+            if res.stats is not None and res.mode not in ("", "host"):
+                try:
+                    rep.baseline_wall_ms[row.name] = s.wall_per_call(row.name, res.stats.median_ms)
+                except (WorkerDied, WorkerTimeout, WorkerProtocolError) as exc:
+                    rep.notes.append(f"{row.name}: back-to-back wall clock not measured: {exc}")
             if mode == "auto" and res.mode:  # time_baselines: the first row picks the mode
                 mode = rep.mode = res.mode
                 rep.l2 = res.reply.get("l2", "")
