@@ -91,8 +91,26 @@ def _arg(node: fx.Node, i: int, name: str, default=None):
     return node.kwargs.get(name, default)
 
 
-# --- Triton helpers pasted into an answer when used (libdevice is unavailable under the interpreter) ---
+# --- Helpers pasted into an answer when used: Triton device functions (libdevice is unavailable under
+# the interpreter) and one plain-Python launcher helper ---
 HELPERS = {
+    # Plain Python, for launchers: torch.broadcast_shapes goes through torch._refs' symbolic checks,
+    # and a launcher runs on every forward, where host time adds to the model's (a profile of the
+    # optimized transformer block's forward on a CPU host had it first by own time).
+    "_kw_broadcast_shapes": '''
+def _kw_broadcast_shapes(*shapes):
+    """torch.broadcast_shapes for concrete sizes."""
+    n = max(len(s) for s in shapes)
+    out = [1] * n
+    for s in shapes:
+        for i, d in enumerate(s, n - len(s)):
+            d = int(d)
+            if d != 1:
+                if out[i] != 1 and out[i] != d:
+                    raise RuntimeError(f"shapes {[tuple(x) for x in shapes]} do not broadcast")
+                out[i] = d
+    return torch.Size(out)
+''',
     "_kw_tanh": '''
 @triton.jit
 def _kw_tanh(x):

@@ -279,7 +279,7 @@ def assemble(
         task_model_source(task_source),
     ]
     if helpers:
-        out.append("# ---- shared Triton helpers ----")
+        out.append("# ---- shared helpers ----")
         out.extend(textwrap.dedent(v).strip() + "\n" for v in helpers.values())
     out.extend(code_parts)
     sig = ", ".join(["self", *params])

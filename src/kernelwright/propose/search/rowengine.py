@@ -1005,7 +1005,7 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
         L.append(f"    shape = tuple(in{spec.domain_arg}.shape)")
     else:
         full = sorted({v for (a, lay), v in views.items()})
-        L.append(f"    shape = tuple(torch.broadcast_shapes({', '.join(x + '.shape' for x in full)}))")
+        L.append(f"    shape = tuple(_kw_broadcast_shapes({', '.join(x + '.shape' for x in full)}))")
         L.append(f"    shape = (1,) * ({spec.rank} - len(shape)) + shape")
     dev = f"in{tensor_args[0]}.device"
     if spec.dim_attr is not None:

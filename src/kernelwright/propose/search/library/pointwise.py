@@ -129,7 +129,7 @@ class PointwiseFamily:
         tin = [ins[i] for i in tensor_idx]
         launch = [f"def {prefix}_pointwise({', '.join(ins)}):"]
         launch.append(f"    # region: {', '.join(region.ops)}")
-        launch.append(f"    shape = torch.broadcast_shapes({', '.join(t + '.shape' for t in tin)})")
+        launch.append(f"    shape = _kw_broadcast_shapes({', '.join(t + '.shape' for t in tin)})")
         for j, o in enumerate(region.outputs):
             launch.append(
                 f"    {outs[j]} = torch.empty(shape, dtype={dtype_expr(o, region.inputs, ins)}, device={tin[0]}.device)"

@@ -189,7 +189,7 @@ class ScanFamily:
 
         ins = [f"in{i}" for i in range(len(region.inputs))]
         L = [f"def {prefix}_scan({', '.join(ins + [f'dim={dim}'])}):", f"    # region: {', '.join(region.ops)}"]
-        L.append(f"    shape = tuple(torch.broadcast_shapes({', '.join(f'in{i}.shape' for i in tin)}))")
+        L.append(f"    shape = tuple(_kw_broadcast_shapes({', '.join(f'in{i}.shape' for i in tin)}))")
         L.append(f"    d = dim % {rank}  # the scan dim")
         L.append(f"    groups = [[i] for i in range({rank}) if i != d] + [[d]]")
         L.append(f"    Ks = [shape[i] for i in range({rank}) if i != d]")
