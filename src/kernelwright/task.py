@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import torch
 
 from .errors import TaskError
+from .pyparse import parse
 
 _FIX = "Fix the task file: it must define class Model(nn.Module), get_inputs() and get_init_inputs()."
 
@@ -153,7 +154,7 @@ def _derived_cached(source: str, changed: frozenset) -> list[tuple[Any, list[str
     if not changed:
         return []
     try:
-        tree = ast.parse(source)
+        tree = parse(source)
     except SyntaxError:
         return []
     dirty, out = set(changed), []

@@ -27,6 +27,7 @@ from torch.utils._pytree import tree_leaves
 
 from ..config import JudgeConfig
 from ..errors import TaskError, UsageError
+from ..pyparse import parse
 from ..task import Task, load_task
 from . import inputs as inp
 from .compare import Ref64, compare_outputs
@@ -51,24 +52,9 @@ def _flatten(out: Any) -> list[torch.Tensor] | None:
     return None
 
 
-def _parse(src: str) -> ast.Module:
-    """ast.parse, retried on CPython 3.11's spurious "AST constructor recursion depth mismatch"
-    SystemError: the constructor keeps its depth in per-interpreter state, so a parse in another
-    thread at the same time (the loop judges in threads beside the proposer) can trip it
-    (python/cpython#106905); the depth is reset on each call, so a retry parses."""
-    for attempt in range(5):
-        try:
-            return ast.parse(src)
-        except SystemError as exc:
-            if "recursion depth mismatch" not in str(exc) or attempt == 4:
-                raise
-            time.sleep(0.01 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
 def _static_load_check(src: str) -> None:
     try:
-        tree = _parse(src)
+        tree = parse(src)
     except SyntaxError as exc:
         raise Rejection("load", f"the answer has a syntax error at line {exc.lineno}: {exc.msg}") from None
     names = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}

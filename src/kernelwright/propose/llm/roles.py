@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import jinja2
 
+from ...pyparse import parse
 from .client import ChatModel, Reply, redact
 
 PROMPTS = Path(__file__).parent / "prompts"
@@ -131,7 +132,7 @@ def extract_answer(text: str, finish: str = "stop") -> str:
         raise ReplyProblem(f"it has {len(py)} ```python blocks; put the whole answer file in one")
     source = py[0].strip("\n") + "\n"
     try:
-        tree = ast.parse(source)
+        tree = parse(source)
     except SyntaxError as exc:
         raise ReplyProblem(f"the code does not parse: SyntaxError line {exc.lineno}: {exc.msg}") from None
     classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}

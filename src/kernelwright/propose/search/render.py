@@ -23,6 +23,7 @@ from torch import fx
 from ...errors import TaskError
 from ...extract.graph import BUFFER, INPUT, PARAMETER, Captured, packet_name
 from ...extract.regions import DROPPED, Region
+from ...pyparse import parse
 from .expr import helpers_used
 from .family import Rendered, Unsupported
 from .initargs import INIT_ARG_HELPER, INIT_SCALAR, InitScalar, init_source
@@ -46,7 +47,7 @@ _OPERATORS = {
 
 def task_model_source(task_source: str) -> str:
     """The task file minus get_inputs/get_init_inputs and size constants nobody in it reads."""
-    tree = ast.parse(task_source)
+    tree = parse(task_source)
     keep: list[ast.stmt] = []
     drop_fns = {"get_inputs", "get_init_inputs"}
     used: set[str] = set()
