@@ -93,7 +93,7 @@ class Task:
         if unknown:
             raise KeyError(f"not size constants of {self.name}: {sorted(unknown)}")
         g = self.module.__dict__
-        derived = _derived_assignments(self.source, set(overrides))
+        derived = _derived_assignments(self.source, frozenset(overrides))
         names = set(overrides) | {n for _, targets in derived for n in targets}
         old = {k: g[k] for k in names if k in g}
         g.update(overrides)
@@ -141,14 +141,10 @@ class Task:
             raise TaskError(f"Model(*get_init_inputs()) of {self.name} raised: {type(exc).__name__}: {exc}", _FIX)
 
 
-def _derived_assignments(source: str, changed: set[str]) -> list[tuple[Any, list[str]]]:
+@functools.lru_cache(maxsize=64)
+def _derived_assignments(source: str, changed: frozenset) -> list[tuple[Any, list[str]]]:
     """(compiled statement, names it assigns) for each top-level `NAME = expression` that reads,
     directly or through an earlier such statement, one of `changed`; in file order."""
-    return _derived_cached(source, frozenset(changed))
-
-
-@functools.lru_cache(maxsize=64)
-def _derived_cached(source: str, changed: frozenset) -> list[tuple[Any, list[str]]]:
     import ast
 
     if not changed:

@@ -84,19 +84,20 @@ def count_elements(task: Task, overrides: dict[str, int]) -> int:
 
 
 def count_io_elements(task: Task, overrides: dict[str, int]) -> int:
-    """count_elements plus the forward's outputs, run on the meta device (no memory, no kernels):
-    what one check holds at these sizes. An output can dwarf the inputs (an attention score matrix,
-    an MLP's up-projection); where the forward cannot run on meta, inputs and parameters alone."""
-    n = count_elements(task, overrides)
+    """count_elements plus the forward's outputs, from one build and forward on the meta device (no
+    memory, no kernels): what one check holds at these sizes. An output can dwarf the inputs (an
+    attention score matrix, an MLP's up-projection); where the forward cannot run on meta,
+    count_elements alone."""
     try:
         with torch.device("meta"), torch.no_grad():
             ins = task.inputs(overrides, seed=0)
             model = task.module.Model(*task.init_inputs(overrides, seed=0))
             out = model(*ins)
-        leaves = out if isinstance(out, (tuple, list)) else [out]
-        return n + sum(t.numel() for t in leaves if isinstance(t, torch.Tensor))
     except Exception:  # noqa: BLE001 - an op without a meta kernel: the inputs' count stands
-        return n
+        return count_elements(task, overrides)
+    leaves = [t for t in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(t, torch.Tensor)]
+    tensors = [t for t in ins if isinstance(t, torch.Tensor)] + list(model.parameters()) + leaves
+    return sum(t.numel() for t in tensors)
 
 
 def sweep_configs(task: Task, cap: int, want: int) -> list[ShapeConfig]:

@@ -634,8 +634,8 @@ class _TaskRun:
                 continue
             verdict, check_s, timed = fut.result()
             if self.parallel > 1 and _out_of_memory(verdict):
-                # Several full-size checks side by side did not fit (the memory estimate counts
-                # inputs only: a big model's regions, H100 MiniGPT run): not the candidate's fault.
+                # Several full-size checks side by side did not fit (_fits_in_memory's estimate is
+                # a guess; the H100 MiniGPT run): not the candidate's fault.
                 self.parallel = max(1, self.parallel // 2)
                 self.retry.append(pr)
                 self.run.view.note(f"task {self.name}: GPU memory ran out with checks side by side; "
