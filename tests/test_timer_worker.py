@@ -243,8 +243,50 @@ def test_host_bound_note_and_back_to_back_speedup():
 
     assert host_bound_note("answer", 0.5, 2.0) == ""
     note = host_bound_note("answer", 1.9, 2.1)
-    assert note.startswith("answer: host-bound") and "1.900 ms of the 2.100 ms" in note
+    assert note.startswith("answer: host-bound") and "1.900 ms against 2.100 ms" in note
     assert host_bound_note("answer", None, 2.0) == ""
     rep = TimingReport(None, {}, {}, None, None, None, "memory", "", [], True, "", "gpu",
                        wall_ms_per_call=2.0, baseline_wall_ms={"eager": 2.5, "compile": None})
     assert rep.speedup_back_to_back == {"eager": 1.25}
+
+
+def test_lead_cycles_from_the_measured_spin_rate():
+    """The lead before each timed call: the spin rate is measured once with events, then converted."""
+    import types
+
+    from kernelwright.judge import timer_worker as tw
+
+    slept = []
+
+    class Ev:
+        def __init__(self, enable_timing=True):
+            self.t = 0.0
+
+        def record(self):
+            self.t = sum(slept) / 2000.0 / 1e3  # a GPU spinning 2000 cycles per us; ms
+
+        def synchronize(self):
+            pass
+
+        def elapsed_time(self, other):
+            return other.t - self.t
+
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(Event=Ev, _sleep=slept.append))
+    tw._CYCLES_PER_US.clear()
+    try:
+        assert tw._lead_cycles(fake, 0.0) == 0
+        assert tw._lead_cycles(fake, 300.0) == 600_000
+        assert len(slept) == 3  # measured once, then cached
+        assert tw._lead_cycles(fake, 50.0) == 100_000 and len(slept) == 3
+        no_sleep = types.SimpleNamespace(cuda=types.SimpleNamespace(Event=Ev))
+        assert tw._lead_cycles(no_sleep, 300.0) == 0  # a torch without _sleep: no lead, not a crash
+    finally:
+        tw._CYCLES_PER_US.clear()
+
+
+def test_run_body_carries_the_lead():
+    from kernelwright.config import TimerConfig
+    from kernelwright.judge.timer import _run_body
+
+    assert _run_body(TimerConfig(lead_us=123.0), ["answer"], "auto")["lead_us"] == 123.0
+    assert TimerConfig().lead_us > 0

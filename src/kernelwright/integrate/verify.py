@@ -80,7 +80,8 @@ def _time(model_file: Path, optimized: Path, baselines: tuple[str, ...], console
         "speedup_vs_compile": rep.speedup.get("compile"),
         # The same run's back-to-back wall clock per forward (launches overlap the GPU, as in a loop
         # of forwards) and each row's host time to enqueue one: the per-call figures above time each
-        # forward from an idle GPU, which a host-bound model loses on.
+        # forward alone (synced, with a fixed lead of queued GPU work), which a model whose host
+        # needs longer than that lead to enqueue a forward loses on.
         "answer_wall_ms": rep.wall_ms_per_call,
         "baseline_wall_ms": dict(rep.baseline_wall_ms),
         "speedup_back_to_back": rep.speedup_back_to_back,

@@ -80,7 +80,8 @@ class TimingReport:
     l2: str = ""  # how persisting L2 was reset
     wall_ms_per_call: float | None = None  # the judge's wall clock over back-to-back answer calls
     # The same for each baseline (GPU only): back to back, launches overlap the GPU's work, as in a
-    # loop of forwards; the medians above time each call from an idle GPU (flushed L2, synced).
+    # loop of forwards; the medians above time each call alone (flushed L2, synced, lead_us of GPU
+    # work queued ahead so the events time the GPU, not the host's enqueueing up to that much).
     baseline_wall_ms: dict[str, float | None] = field(default_factory=dict)
     host_ms: dict[str, float] = field(default_factory=dict)  # row -> median host ms to enqueue one call
     row_rates: dict[str, dict[str, float | None]] = field(default_factory=dict)  # row -> gbps/tflops/pct
@@ -104,8 +105,9 @@ def host_bound_note(row: str, host_ms: float | None, median_ms: float | None) ->
     """A note when a row's per-call time is mostly its host's enqueueing ('' otherwise)."""
     if not host_ms or not median_ms or host_ms < HOST_BOUND_SHARE * median_ms:
         return ""
-    return (f"{row}: host-bound: enqueueing one call takes {host_ms:.3f} ms of the {median_ms:.3f} ms measured "
-            "from an idle GPU; back to back (wall_ms_per_call) the launches overlap the GPU's work")
+    return (f"{row}: host-bound: enqueueing one call takes {host_ms:.3f} ms against {median_ms:.3f} ms of GPU "
+            "time; beyond the GPU work queued ahead of each timed call the host's lateness is in the events, "
+            "and back to back (wall_ms_per_call) the host sets the pace")
 
 
 @dataclass
@@ -232,7 +234,7 @@ def _run_body(cfg: TimerConfig, slots: list[str], mode: str) -> dict:
     return {
         "cmd": "time", "op": "run", "slots": slots, "mode": mode, "warmup_ms": cfg.warmup_ms,
         "rep_ms": cfg.rep_ms, "min_reps": cfg.min_reps, "max_reps": cfg.max_reps,
-        "flush_bytes": cfg.flush_l2_bytes, "graph_below_us": cfg.graph_below_us,
+        "flush_bytes": cfg.flush_l2_bytes, "graph_below_us": cfg.graph_below_us, "lead_us": cfg.lead_us,
     }
 
 
