@@ -65,6 +65,10 @@ def main() -> int:
     ap.add_argument("--budget", default="80s", help="profile + optimization budget per model (default 80s)")
     ap.add_argument("--max-experiments", type=int, default=None, help="cap per model (default: the budget decides)")
     ap.add_argument("--only", default="", help="run only models whose name contains this")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a module constant of the selected models' files (e.g. batch_size=16: "
+                         "KernelBench's MiniGPT at batch 128 needs more device time than one call has); "
+                         "recorded in the results")
     args = ap.parse_args()
 
     import torch
@@ -98,10 +102,14 @@ def main() -> int:
             continue
         if args.cpu_smoke:
             name = f"{name.split('_h2048')[0]}_cpu_smoke"  # tiny sizes: not the GPU model's name
+        elif args.set:  # other sizes: not the model's own name
+            name += "_" + "_".join(kv.replace("=", "") for kv in args.set)
         model_file = out / "models" / f"{name}.py"
-        model_file.write_text(set_constants(src.read_text(), smoke_sizes if args.cpu_smoke else gpu_sizes))
+        sizes = dict(smoke_sizes if args.cpu_smoke else gpu_sizes)
+        sizes.update(dict(kv.split("=", 1) for kv in args.set))
+        model_file.write_text(set_constants(src.read_text(), sizes))
         t0 = time.monotonic()
-        row = {"model": name, "source": rel}
+        row = {"model": name, "source": rel, "constants": sizes}
         try:
             task = load_task(model_file)
             model, inputs = build_target(task, device)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -606,3 +607,30 @@ def test_gpu_gate_refuses_abandoned_work():
             pass
         with gpu.alone():  # the gate is free again: nothing was left holding it or waiting
             pass
+
+
+def test_every_check_that_ran_beside_others_and_ran_out_of_memory_is_judged_again(tmp_path):
+    """The H100 MiniGPT run: with 2+ checks in flight, the first out-of-memory halved the window to
+    1 and the others, already running beside it, failed for memory too and were recorded as errors.
+    Each is judged again, alone; a second out-of-memory alone is the candidate's row."""
+
+    class Crowded(FakeJudges):
+        def check(self, task_path, answer_path, cfg, gate=None):
+            label = self._label(answer_path)
+            if label in ("c0", "c1", "c2") and self.checked.count(label) == 0:
+                self.checked.append(label)
+                time.sleep(0.2)  # all three in flight together
+                raise RuntimeError("CUDA out of memory. Tried to allocate 1.12 GiB [fake]")
+            if label == "c3":
+                self.checked.append(label)
+                raise RuntimeError("CUDA out of memory. Tried to allocate 9 GiB [fake, alone too]")
+            return super().check(task_path, answer_path, cfg, gate)
+
+    j = Crowded(speed={f"c{i}": 1.0 + i / 10 for i in range(4)})
+    p = Scripted([[fc("c0"), fc("c1"), fc("c2")], [fc("c3")]], by_history=False)
+    out, _ = run(tmp_path, [p], judges=j, candidates_per_round=3, compile_workers=3)
+    rows = {r["label"]: r for r in assert_mirror(tmp_path / "run")}
+    assert all(rows[c]["verdict"] == "accepted" for c in ("c0", "c1", "c2")), rows
+    assert [j.checked.count(c) for c in ("c0", "c1", "c2")] == [2, 2, 2]
+    assert rows["c3"]["verdict"] == "error" and "out of memory" in rows["c3"]["error"]
+    assert j.checked.count("c3") == 1  # alone: judged once, not retried forever

@@ -396,6 +396,7 @@ class _TaskRun:
         self.abandoned = 0  # candidates in flight given up (budget spent, Ctrl-C): no rows
         # Candidates whose check ran out of GPU memory beside others: judged again, fewer at once.
         self.retry: list[Proposal] = []
+        self.oom_retried: set[str] = set()  # source hashes judged again after running out of memory
         self._setup: tuple[threading.Thread, _Work] | None = None  # the timer's background preparation
         self._timer: Any = None  # the task's TaskTimer, made by the first candidate to need it
         self._timer_lock = threading.Lock()
@@ -609,6 +610,9 @@ class _TaskRun:
             while queue and not self.stopped and len(self.inflight) < self.parallel:
                 pr = queue.pop(0)
                 work = _Work(pr.candidate.label if pr.candidate is not None else "a candidate")
+                work.beside = len(self.inflight)  # checks running next to this one
+                for _, _, other in self.inflight.values():
+                    other.beside += 1
                 self.inflight[self.run.pool.submit(self._check, pr, work)] = (pr, time.monotonic(), work)
             if self.stopped:
                 queue.clear()
@@ -629,14 +633,19 @@ class _TaskRun:
         order = list(self.inflight)
         n = 0
         for fut in sorted(done, key=order.index):
-            pr, submitted, _ = self.inflight.pop(fut)
+            pr, submitted, work = self.inflight.pop(fut)
             if fut.cancelled():
                 continue
             verdict, check_s, timed = fut.result()
-            if self.parallel > 1 and _out_of_memory(verdict):
+            ran_beside = self.parallel > 1 or work.beside > 0
+            if ran_beside and _out_of_memory(verdict) and pr.source_hash not in self.oom_retried:
                 # Several full-size checks side by side did not fit (_fits_in_memory's estimate is
-                # a guess; the H100 MiniGPT run): not the candidate's fault.
+                # a guess): not the candidate's fault. Every check that ran beside others is judged
+                # again, alone once the window has drained (the H100 MiniGPT run: with the window
+                # already halved to 1, the two checks still in flight failed for memory and were
+                # recorded as errors).
                 self.parallel = max(1, self.parallel // 2)
+                self.oom_retried.add(pr.source_hash)
                 self.retry.append(pr)
                 self.run.view.note(f"task {self.name}: GPU memory ran out with checks side by side; "
                                    f"now {self.parallel} at once, and the candidate is judged again")
@@ -806,6 +815,11 @@ class _TaskRun:
                 waited_s: float) -> None:
         row = self._base(pr)
         row.update(check_s=check_s)
+        stages = getattr(verdict, "stages", None)
+        if stages:  # where a check's time went, per judge stage (a full-size check can take minutes)
+            meta = json.loads(row["meta_json"]) if row.get("meta_json") else {}
+            meta["check_stage_s"] = {st.name: round(st.seconds, 2) for st in stages}
+            row["meta_json"] = dumps(meta)
         if isinstance(verdict, BaseException):
             row.update(verdict="error", decision="", stage="judge",
                        error=f"judge failed: {type(verdict).__name__}: {verdict}")
@@ -905,6 +919,7 @@ class _Work(Ticket):
     only those started later, for this work, are killed when it is abandoned."""
 
     children_before: frozenset[int] = frozenset()
+    beside: int = 0  # candidates in flight at some time during this one (their memory was in use)
 
 
 class _Abandon(Exception):
@@ -976,20 +991,22 @@ def _fits_in_memory(task_path: Path, device: str) -> int:
     if device != "cuda" or not torch.cuda.is_available():  # no GPU memory to share (fake judges)
         return 1 << 30
     try:
-        from ..judge.inputs import count_io_elements
+        from ..judge.inputs import count_footprint
         from ..task import load_task
 
-        return checks_that_fit(count_io_elements(load_task(task_path), {}),
-                               torch.cuda.get_device_properties(0).total_memory)
+        io, peak = count_footprint(load_task(task_path), {})
+        return checks_that_fit(io, torch.cuda.get_device_properties(0).total_memory, peak)
     except Exception:  # a task that cannot be measured here: its checks say so themselves
         return 1
 
 
-def checks_that_fit(elements: int, gpu_bytes: int) -> int:
+def checks_that_fit(elements: int, gpu_bytes: int, intermediates: int = 0) -> int:
     """A check holds the task's inputs, parameters and outputs in its worker and, in the judge, the
     native reference's and the float64 reference's twice (pristine and one-ulp perturbed): about 12
-    fp32-sized copies of them (a guess that errs large). Half the GPU is the room."""
-    need = 12 * 4 * max(elements, 1)
+    fp32-sized copies of them (a guess that errs large); while a reference runs, its intermediates
+    at their peak (`intermediates` elements: 4 bytes native, 8 float64, twice). Half the GPU is
+    the room."""
+    need = 12 * 4 * max(elements, 1) + 20 * max(intermediates, 0)
     return max(1, int((gpu_bytes // 2) // need))
 
 
