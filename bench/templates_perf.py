@@ -8,7 +8,7 @@ RMSNorm 8192x8192, softmax 8192x8192, LayerNorm 8192x4096, cross-entropy 8192x32
 
 Per op: SearchProposer's plan (capture -> regions -> families, configs pruned by the roofline
 model), then tune.tune_in_process: each region's first --per-region configs, compiled in parallel
-threads and successively halved by triton.testing.do_bench of the whole ModelNew (in-process:
+threads and successively halved by event timing of the whole ModelNew (L2 flush and 0.3 ms GPU lead per call) (in-process:
 these are our own templates, not untrusted candidates). The winner is rendered to an answer
 file, checked by the correctness judge, then timed through the timing judge
 (kernelwright.judge.timer.time_answer: rotating inputs, L2 flush, outputs re-checked) beside
@@ -45,7 +45,7 @@ def tune_point(task: Path, device: str, per_region: int) -> tuple:
 
 def retune(task: Path, plan, device: str, per_region: int) -> tuple:
     """(best point, tuning log) of `plan` (the task's, or a narrowed copy of it), tuned in process by
-    triton.testing.do_bench; on a CPU the first config of each region (no timing there)."""
+    event timing with the judge's lead; on a CPU the first config of each region (no timing there)."""
     from kernelwright.config import SearchConfig
     from kernelwright.propose.search import tune
     from kernelwright.propose.search.proposer import _capture_task
@@ -53,14 +53,36 @@ def retune(task: Path, plan, device: str, per_region: int) -> tuple:
     if device == "cpu":
         return tuple(0 for _ in plan.regions), []
     import torch
-    import triton.testing
 
     t, model, inputs, _ = _capture_task(str(task))
     inputs = [x.cuda() if isinstance(x, torch.Tensor) else x for x in inputs]
     init = t.init_inputs(seed=0)
 
+    from kernelwright.judge.timer_worker import _lead_cycles
+
+    lead = _lead_cycles(torch, 300.0)
+    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+
     def time_fn(fn) -> float:
-        return triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median") * 1e-3
+        """Median seconds of fn, each call after an L2 flush and 0.3 ms of queued GPU spin (as the
+        timing judge does since session 5: do_bench's flush alone left the host arriving late with
+        a ~0.1 ms launch, and the tuner picked a LayerNorm tile by host time)."""
+        fn()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        n = max(10, min(500, int(0.04 / max(time.perf_counter() - t0, 1e-6))))
+        ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
+        for a, b in ev:
+            flush.zero_()
+            torch.cuda._sleep(lead)
+            a.record()
+            fn()
+            b.record()
+        torch.cuda.synchronize()
+        ts = sorted(a.elapsed_time(b) for a, b in ev)
+        return ts[len(ts) // 2] * 1e-3
 
     return tune.tune_in_process(plan, init, inputs, time_fn, per_region=per_region,
                                 rounds=SearchConfig().halving_rounds)
