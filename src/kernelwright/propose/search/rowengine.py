@@ -15,7 +15,8 @@ Reductions that read other reductions run in later *stages*. The kernel views th
 and one program owns BLOCK_O kept indices:
   - ONE_PASS (R fits in BLOCK_R): the tile is loaded once, everything computed in registers;
   - looped: one sweep over R per stage (2D accumulators, reduced once at the end), then one sweep
-    computing and storing the full-level outputs;
+    computing and storing the full-level outputs; a softmax-like sum(exp(x - max(x))) is folded
+    into the max's sweep by the online (streaming) rescaling (`online_sums`), not a sweep of its own;
   - split (few rows, long R: a loss over everything, LayerNorm over [C, H, W] of a small batch):
     one launch per stage over (row blocks, R chunks) writing fp32 partials [M, SPLIT], combined
     in a fixed order by the next launch (deterministic, no atomics). Not for argmax/argmin. Variance is two-pass (mean first), softmax is
@@ -765,6 +766,37 @@ def _acc_update(op: Reduce, acc: str, v: str) -> str:
     raise ValueError(op.op)
 
 
+ONLINE_EXP = "tl.exp({0} - {1})"
+
+
+def online_sums(spec: RowSpec) -> dict:
+    """{key of S: the Reduce M} for each `S = sum(exp(X - M))` with `M = max(X)` of the same X at the
+    stage before (softmax, log_softmax, cross-entropy lower to exactly this). The looped mode
+    computes such an S in M's sweep by online rescaling. Only this exact pattern: logsumexp's guarded
+    shift (m0) and anything else stay two-pass. Other consumers of exp(X - M) do not prevent it:
+    they are computed from the final M in their own sweep, as before."""
+    by_key = {op.key: op for op in spec.ops}
+    out = {}
+    for s in spec.ops:
+        if not (isinstance(s, Reduce) and s.op == "sum"):
+            continue
+        e = by_key.get(s.src)
+        if not (isinstance(e, Expr) and e.fmt == ONLINE_EXP and e.level == "full" and len(e.args) == 2):
+            continue
+        x, mk = e.args
+        m = by_key.get(mk) if isinstance(mk, (fx.Node, str, tuple)) else None
+        if isinstance(m, Reduce) and m.op == "max" and m.src == x and s.stage == m.stage + 1:
+            out[s.key] = m
+    return out
+
+
+def looped_sweeps(spec: RowSpec) -> int:
+    """Sweeps over R of the looped mode before the store sweep: one per stage that keeps a
+    reduction after the online fusion (a stage made only of fused sums has none)."""
+    fused = online_sums(spec)
+    return len({op.stage for op in spec.ops if isinstance(op, Reduce) and op.key not in fused})
+
+
 def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: str) -> Rendered:
     em = _Emitter(spec, region)
     kept, red = spec.groups()
@@ -862,11 +894,24 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
     one += store_full(done)
 
     # ---- looped ----
+    # Online log-sum-exp: S = sum(exp(X - M)) of the stage after M = max(X) is accumulated in M's
+    # sweep, rescaled whenever the running max grows, so the row is read once for both instead of
+    # twice (on an H100, cross-entropy over bf16 [8192, 32768] logits ran looped two-pass at 63% of
+    # the copy bandwidth). M keeps a running max [BLOCK_O] (a tile max per sweep step, NaN
+    # propagating as _kw_max_nan: M is the two-pass M), S a [BLOCK_O, BLOCK_R] accumulator; one exp
+    # per element, the rescale exp is per row and tile. A stage left with no reduction of its own
+    # has no sweep; its red-level follow-ups are computed after M's sweep (the `ready` step).
+    fused = online_sums(spec)  # key of S -> Reduce M
+    fused_of: dict[Any, list[Reduce]] = {}  # key of M -> its fused sums
+    for r in reduces:
+        if r.key in fused:
+            fused_of.setdefault(fused[r.key].key, []).append(r)
+    by_key = {op.key: op for op in spec.ops}
     lp: list[str] = []
     ldone: set = set()
     lp += compute(red_pre, ldone, "red")
     for st in range(S):
-        stage_red = [r for r in reduces if r.stage == st]
+        stage_red = [r for r in reduces if r.stage == st and r.key not in fused]
         if not stage_red:
             continue
         for r in stage_red:
@@ -874,6 +919,9 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
             if r.op in ("argmax", "argmin"):
                 lp += [f"{nm}_av = tl.full([BLOCK_O, BLOCK_R], {NEUTRAL[r.op]}, tl.float32)",
                        f"{nm}_ai = tl.zeros([BLOCK_O, BLOCK_R], tl.int64)"]
+            elif r.key in fused_of:
+                lp.append(f"{nm}_run = tl.full([BLOCK_O], float(\"-inf\"), tl.float32)")
+                lp += [f"{em.names[s.key]}_acc = tl.zeros([BLOCK_O, BLOCK_R], tl.float32)" for s in fused_of[r.key]]
             else:
                 lp.append(f"{nm}_acc = tl.full([BLOCK_O, BLOCK_R], {NEUTRAL[r.op]}, tl.float32)")
         lp.append("for r0 in range(0, R, BLOCK_R):")
@@ -889,6 +937,19 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
                          f"{nm}_take = ({nm}_x {cmp} {nm}_av) | (({nm}_x != {nm}_x) & ({nm}_av == {nm}_av))",
                          f"{nm}_av = tl.where({nm}_take, {nm}_x, {nm}_av)",
                          f"{nm}_ai = tl.where({nm}_take, (r[None, :] + o[:, None] * 0).to(tl.int64), {nm}_ai)"]
+            elif r.key in fused_of:
+                # the shift is 0 while the running max is -inf (a row whose first tiles are all
+                # -inf), so no -inf - -inf = NaN; the row's sum stays 0 until a finite value comes
+                body += [f"{nm}_t = tl.reduce(tl.where(m2, {src}, float(\"-inf\")), 1, _kw_max_nan).to(tl.float32)",
+                         f"{nm}_new = _kw_max_nan({nm}_run, {nm}_t)",
+                         f"{nm}_safe = tl.where({nm}_new == float(\"-inf\"), 0.0, {nm}_new)",
+                         f"{nm}_alpha = tl.where({nm}_run == {nm}_new, 1.0, tl.exp({nm}_run - {nm}_safe))"]
+                for s in fused_of[r.key]:
+                    e = by_key[s.src]
+                    sn = em.names[s.key]
+                    term = f"({e.fmt.format(src, nm + '_safe[:, None]')}).to({e.ct})"
+                    body.append(f"{sn}_acc = {sn}_acc * {nm}_alpha[:, None] + tl.where(m2, {term}, 0.0)")
+                body.append(f"{nm}_run = {nm}_new")
             else:
                 body.append(_acc_update(r, f"{nm}_acc", src))
         lp += ["    " + x for x in body]
@@ -896,6 +957,11 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
             nm = em.names[r.key]
             if r.op in ("argmax", "argmin"):
                 lp.append(f"{nm}_v, {nm} = tl.reduce(({nm}_av, {nm}_ai), 1, _kw_{r.op}_combine)")
+            elif r.key in fused_of:
+                lp.append(f"{nm} = {nm}_run")
+                for s in fused_of[r.key]:
+                    lp.append(f"{em.names[s.key]} = tl.sum({em.names[s.key]}_acc, 1)")
+                    ldone.add(s.key)
             else:
                 lp.append(f"{nm} = {_reduce_final(r, nm + '_acc')}")
             ldone.add(r.key)
@@ -1151,7 +1217,9 @@ class RowFamily:
         one-pass tile spills registers."""
         spec: RowSpec = match.spec["row"]
         R, M, one, block_r, block_o, split = _geometry(match, config, numel)
-        passes = 1 if one else spec.stages + (1 if any(o.level == "full" for o in spec.outputs) else 0)
+        store = 1 if any(o.level == "full" for o in spec.outputs) else 0
+        # split mode: one launch per stage; looped: a sum folded into its max's sweep is no sweep
+        passes = 1 if one else (spec.stages if split else looped_sweeps(spec)) + store
         programs = -(-M // block_o)
         if split:  # rows spread over R chunks
             programs = max(programs, min(config.get("SPLIT_PROGRAMS", 1024), programs * -(-R // block_r)))
