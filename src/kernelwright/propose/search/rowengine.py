@@ -676,6 +676,7 @@ class _Emitter:
         self.spec = spec
         self.region = region
         self.names: dict[Any, str] = {}
+        self.evict: dict[int, str] = {}  # launcher arg -> eviction policy of its full loads (one-pass)
         self.level: dict[Any, str] = {}
         self.ct: dict[Any, str] = {}
         for i, op in enumerate(spec.ops):
@@ -700,7 +701,8 @@ class _Emitter:
             ct = expr.compute_type(op.dtype)
             i = op.arg
             if op.level == "full":
-                return f"{name} = tl.load(in{i}_ptr + in{i}_oo[:, None] + in{i}_ro[None, :], mask=m2, other=0).to({ct})"
+                ev = f', eviction_policy="{self.evict[i]}"' if i in self.evict else ""
+                return f"{name} = tl.load(in{i}_ptr + in{i}_oo[:, None] + in{i}_ro[None, :], mask=m2, other=0{ev}).to({ct})"
             return f"{name} = tl.load(in{i}_ptr + in{i}_oo, mask=omask, other=0).to({ct})"
         if isinstance(op, Pw):
             n = op.key
@@ -872,6 +874,12 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
     red_pre = {op.key for op in spec.ops if em.level[op.key] == "red" and not (em.deps(op.key) & {r.key for r in reduces})}
 
     # ---- one pass ----
+    # EVICT: the domain-sized input streams through once (evict_first); broadcast operands (a
+    # norm's weight [N], read by every row) stay in L2 (evict_last). One-pass only: the looped
+    # sweeps re-read the row from L2.
+    if config.get("EVICT"):
+        em.evict = {op.arg: (config["EVICT"] if op.arg == spec.domain_arg else "evict_last")
+                    for op in loads if op.level == "full"}
     one: list[str] = rblock("0")
     done: set = set()
     one += compute(red_pre, done)
@@ -892,6 +900,7 @@ def render_row(spec: RowSpec, region: Region, config: dict, prefix: str, tag: st
         all_keys |= em.deps(o.key)
     one += compute(all_keys, done)
     one += store_full(done)
+    em.evict = {}
 
     # ---- looped ----
     # Online log-sum-exp: S = sum(exp(X - M)) of the stage after M = max(X) is accumulated in M's
@@ -1236,7 +1245,7 @@ class RowFamily:
         differ only in knobs unused there (BLOCK_R and TILE on the one-pass path ...) time alike."""
         _, _, one, block_r, block_o, split = _geometry(match, config, numel)
         if one:
-            return ("one", block_o, config["num_warps"])
+            return ("one", block_o, config["num_warps"], config.get("EVICT", ""))
         return ("loop", block_o, block_r, config["num_warps"], split and config.get("SPLIT_PROGRAMS"))
 
 
@@ -1282,13 +1291,17 @@ ROW_CONFIGS = {
          "SPLIT_PROGRAMS": 8},
     ],
     "rows": [
-        {"ONE_PASS_MAX": op, "BLOCK_O": bo, "BLOCK_R": br, "TILE": tile, "num_warps": w}
+        {"ONE_PASS_MAX": op, "BLOCK_O": bo, "BLOCK_R": br, "TILE": tile, "num_warps": w} | ({"EVICT": ev} if ev else {})
         for op in (32768, 16384, 4096)
         for bo in (1, 2, 4)
         for br in (2048, 4096)
         for tile in (16384, 32768)
         for w in (4, 8, 16)
+        # streaming-load eviction on the one-row-per-program tiles that win on H100 (RMSNorm,
+        # softmax 8192 wide): next to the plain ones, so the tuner's first configs include both
+        for ev in ("", "evict_first")
         if not (w == 16 and bo > 1)
+        and (not ev or (op == 32768 and bo == 1 and br == 2048 and tile == 16384 and w in (8, 16)))
     ] + [
         # few long rows (LayerNorm over [C, H, W] of a small batch, a loss over everything)
         {"ONE_PASS_MAX": 0, "BLOCK_O": 1, "BLOCK_R": br, "TILE": 16384, "num_warps": w,
