@@ -9,6 +9,9 @@
 """
 from __future__ import annotations
 
+import torch
+from torch import fx
+
 from ....extract.graph import Captured, packet_name
 from ....extract.regions import Region
 from ..codegen import dtype_expr, shape_key
@@ -35,6 +38,21 @@ def {kname}(loss_ptr, valid_ptr, out_ptr, B, MEAN: tl.constexpr, BLOCK: tl.const
 '''
 
 
+def _cast_source(prologue: list, x, region: Region):
+    """The region input x is a float32 cast chain of (no prologue, or only `.float()`-style casts),
+    so that x[t] is that input's element t cast to float32; None otherwise."""
+    node = x
+    for p in reversed(prologue):
+        if node is not p or packet_name(p) != "aten._to_copy" or p.meta["val"].dtype != torch.float32:
+            return None
+        node = p.args[0]
+    if not isinstance(node, fx.Node) or node not in region.inputs:
+        return None
+    if prologue and node.meta["val"].dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return None
+    return node
+
+
 def _lower_ce(region: Region) -> tuple[RowSpec, int]:
     n = next(x for x in region.nodes if packet_name(x) in CE)
     if region.nodes[-1] is not n:
@@ -58,7 +76,17 @@ def _lower_ce(region: Region) -> tuple[RowSpec, int]:
         b.pw(p)
     xv = b.value(x)
     tv = b.value(t, "drop")
-    picked = b.reduce("sum", b.e("tl.where(r[None, :] == {1}, {0}, 0.0)", xv, tv), hint="picked")
+    raw = _cast_source(prologue, x, region)
+    if raw is not None:
+        # x[target] gathered: one load per row instead of a masked sum over every element (a
+        # compare, a select and an add per logit, in the hot loop of a memory-bound kernel).
+        # Targets out of [0, C) (ignore_index) read nothing and are masked out of the loss below.
+        a = b.args.index(raw)
+        b.value(raw)
+        picked = b.e(f"tl.load(in{a}_ptr + in{a}_oo + {{0}} * in{a}_q0, mask=omask & ({{0}} >= 0) & ({{0}} < R), "
+                     "other=0.0).to(tl.float32)", tv, hint="picked")
+    else:
+        picked = b.reduce("sum", b.e("tl.where(r[None, :] == {1}, {0}, 0.0)", xv, tv), hint="picked")
     if packet_name(n) == "aten.cross_entropy_loss":
         m = b.reduce("max", xv, hint="rowmax")
         s = b.reduce("sum", b.e("tl.exp({0} - {1})", xv, m), hint="rowsum")
