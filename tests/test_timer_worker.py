@@ -290,3 +290,23 @@ def test_run_body_carries_the_lead():
 
     assert _run_body(TimerConfig(lead_us=123.0), ["answer"], "auto")["lead_us"] == 123.0
     assert TimerConfig().lead_us > 0
+
+
+def test_timed_run_keeps_the_garbage_collector_off_and_restores_it(monkeypatch):
+    import gc
+
+    from kernelwright.judge import timer_worker as tw
+
+    seen = []
+    monkeypatch.setattr(tw, "_run_timed", lambda state, body, torch: seen.append(gc.isenabled()) or {"ok": 1})
+    assert gc.isenabled()
+    assert tw._op_run(None, {}, None) == {"ok": 1}
+    assert seen == [False] and gc.isenabled()
+
+    def boom(state, body, torch):
+        raise RuntimeError("x")
+
+    monkeypatch.setattr(tw, "_run_timed", boom)
+    with pytest.raises(RuntimeError):
+        tw._op_run(None, {}, None)
+    assert gc.isenabled()
