@@ -310,3 +310,63 @@ def test_timed_run_keeps_the_garbage_collector_off_and_restores_it(monkeypatch):
     with pytest.raises(RuntimeError):
         tw._op_run(None, {}, None)
     assert gc.isenabled()
+
+
+class _FakeEvents:
+    """torch's event API as _CudaClock uses it, with scripted gaps between the end and all-streams
+    events: `gaps` is consumed one per finish() (empty probes and timed calls alike)."""
+
+    def __init__(self, gaps, call_ms=1.0):
+        import types
+
+        self.gaps, self.call_ms = list(gaps), call_ms
+        self.now = 0.0
+        fake = self
+
+        class Ev:
+            def __init__(self, enable_timing=True):
+                self.t = 0.0
+
+        class Base:
+            @staticmethod
+            def record(ev, stream=None):
+                ev.t = fake.now
+
+            @staticmethod
+            def synchronize(ev):
+                pass
+
+            @staticmethod
+            def elapsed_time(a, b):
+                return b.t - a.t
+
+        def sync():
+            fake.now += fake.gaps.pop(0)
+
+        self.torch = types.SimpleNamespace(
+            _C=types.SimpleNamespace(_CudaEventBase=Base, _cuda_synchronize=sync),
+            cuda=types.SimpleNamespace(Event=Ev, current_stream=lambda: None))
+
+
+def test_off_stream_bias_follows_the_hosts_latency_but_not_hidden_work():
+    from kernelwright.judge.timer_worker import _CudaClock
+
+    # Calibrated at 10 us; then the host slows to 40 us for every window, probes included: an
+    # honest call is not past its stream (the H100 MiniGPT GEMM flagged at 31 us per call).
+    fe = _FakeEvents([0.010] * 25 + [0.040] * 200)
+    clock = _CudaClock(fe.torch)
+    clock.calibrate()
+    for _ in range(40):  # a timed call then its probe
+        clock.begin()
+        clock.finish()
+        ms, off = clock.read()
+        clock.probe()
+    assert off == 0.0
+    # Hidden work: 200 us past the end event in the call's window only; probes stay at 40 us.
+    fe.gaps = [0.240, 0.040] * 10
+    for _ in range(10):
+        clock.begin()
+        clock.finish()
+        ms, off = clock.read()
+        clock.probe()
+    assert abs(off - 0.200) < 1e-9 and ms >= 0.200
