@@ -1006,8 +1006,12 @@ def checks_that_fit(elements: int, gpu_bytes: int, intermediates: int = 0) -> in
     fp32-sized copies of them (a guess that errs large); while a reference runs, its intermediates
     at their peak (`intermediates` elements: 4 bytes native, 8 float64, twice). Half the GPU is
     the room."""
-    need = 12 * 4 * max(elements, 1) + 20 * max(intermediates, 0)
-    return max(1, int((gpu_bytes // 2) // need))
+    return max(1, int((gpu_bytes // 2) // check_bytes(elements, intermediates)))
+
+
+def check_bytes(elements: int, intermediates: int = 0) -> int:
+    """GPU bytes one check of a task holds at its peak (see checks_that_fit)."""
+    return 12 * 4 * max(elements, 1) + 20 * max(intermediates, 0)
 
 
 def _maybe_faster(row: dict[str, Any], inc: dict[str, Any]) -> bool:
