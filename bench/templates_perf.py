@@ -48,7 +48,7 @@ def retune(task: Path, plan, device: str, per_region: int) -> tuple:
     event timing with the judge's lead; on a CPU the first config of each region (no timing there)."""
     from kernelwright.config import SearchConfig
     from kernelwright.propose.search import tune
-    from kernelwright.propose.search.proposer import _capture_task
+    from kernelwright.propose.search.proposer import _capture_task, render_point
 
     if device == "cpu":
         return tuple(0 for _ in plan.regions), []
@@ -84,7 +84,7 @@ def retune(task: Path, plan, device: str, per_region: int) -> tuple:
         ts = sorted(a.elapsed_time(b) for a, b in ev)
         return ts[len(ts) // 2] * 1e-3
 
-    return tune.tune_in_process(plan, init, inputs, time_fn, per_region=per_region,
+    return tune.tune_in_process(plan, init, inputs, time_fn, per_region=per_region, render=render_point,
                                 rounds=SearchConfig().halving_rounds)
 
 

@@ -103,13 +103,14 @@ import sys, time
 sys.path.insert(0, "src")
 from kernelwright.config import SearchConfig
 from kernelwright.propose.search import tune
-from kernelwright.propose.search.proposer import _capture_task, build_plan
+from kernelwright.propose.search.proposer import _capture_task, build_plan, render_point
 task = sys.argv[1]
 plan = build_plan(task, "cpu", SearchConfig())
 t, model, inputs, _ = _capture_task(task)
 def time_fn(fn):
     t0 = time.perf_counter(); fn(); return time.perf_counter() - t0
-point, log = tune.tune_in_process(plan, t.init_inputs(seed=0), inputs, time_fn, per_region=3, rounds=2)
+point, log = tune.tune_in_process(plan, t.init_inputs(seed=0), inputs, time_fn, per_region=3, rounds=2,
+                                  render=render_point)
 errors = [x["error"] for x in log if "error" in x]
 timed = [x for x in log if "ms" in x]
 assert not errors, errors

@@ -165,17 +165,18 @@ def precompile(calls: Sequence[Callable[[], Any]], workers: int = 8) -> list[Bas
 
 
 def tune_in_process(plan: "Plan", init_inputs: list, inputs: list, time_fn: Callable[[Callable], float],
-                    per_region: int = 8, rounds: int = 2) -> tuple[tuple[int, ...], list[dict]]:
+                    per_region: int = 8, rounds: int = 2, *,
+                    render: Callable[["Plan", tuple[int, ...]], tuple[str, str]]) -> tuple[tuple[int, ...], list[dict]]:
     """Benchmark-script tuner (GPU, trusted own templates): for each region in turn, the first
-    `per_region` modelled configs are rendered into whole answers with the other regions at their
-    current best, compiled in parallel, and successively halved by `time_fn(callable) -> seconds`.
+    `per_region` modelled configs are rendered into whole answers (`render`: proposer.render_point,
+    passed in because the proposer imports this module) with the other regions at their current
+    best, compiled in parallel, and successively halved by `time_fn(callable) -> seconds`.
     Returns the best point and a log of every measurement."""
     import importlib.util
     import tempfile
     from pathlib import Path
 
-    from .proposer import render_point
-
+    render_point = render
     point = [0] * len(plan.regions)
     log: list[dict] = []
     tmp = Path(tempfile.mkdtemp(prefix="kw-tune-"))
