@@ -90,12 +90,21 @@ def count_io_elements(task: Task, overrides: dict[str, int]) -> int:
     attention score matrix, an MLP's up-projection); where the forward cannot run on meta,
     count_elements alone."""
     try:
-        with torch.device("meta"), torch.no_grad():
-            ins = task.inputs(overrides, seed=0)
-            model = task.module.Model(*task.init_inputs(overrides, seed=0))
-            out = model(*ins)
+        return _meta_io(task, overrides)
     except Exception:  # noqa: BLE001 - an op without a meta kernel: the inputs' count stands
         return count_elements(task, overrides)
+
+
+def _meta_io(task: Task, overrides: dict[str, int], mode=None) -> int:
+    """Inputs, parameters and outputs (elements) of one forward on the meta device, under `mode`."""
+    with torch.device("meta"), torch.no_grad():
+        ins = task.inputs(overrides, seed=0)
+        model = task.module.Model(*task.init_inputs(overrides, seed=0))
+        if mode is None:
+            out = model(*ins)
+        else:
+            with mode:
+                out = model(*ins)
     leaves = [t for t in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(t, torch.Tensor)]
     tensors = [t for t in ins if isinstance(t, torch.Tensor)] + list(model.parameters()) + leaves
     return sum(t.numel() for t in tensors)
@@ -134,18 +143,11 @@ def count_footprint(task: Task, overrides: dict[str, int]) -> tuple[int, int]:
     perturbed): its intermediates, not its inputs and outputs, set the judge's peak when a region
     is a chain over a large tensor (the H100 MiniGPT run: a linear + GELU chain over 128x512x3072,
     3 checks side by side held 51 GB and ran out of memory). Peak 0 where meta cannot run it."""
+    mode = _LivePeak()
     try:
-        with torch.device("meta"), torch.no_grad():
-            ins = task.inputs(overrides, seed=0)
-            model = task.module.Model(*task.init_inputs(overrides, seed=0))
-            mode = _LivePeak()
-            with mode:
-                out = model(*ins)
+        return _meta_io(task, overrides, mode), mode.peak
     except Exception:  # noqa: BLE001 - an op without a meta kernel
         return count_io_elements(task, overrides), 0
-    leaves = [t for t in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(t, torch.Tensor)]
-    tensors = [t for t in ins if isinstance(t, torch.Tensor)] + list(model.parameters()) + leaves
-    return sum(t.numel() for t in tensors), mode.peak
 
 
 def sweep_configs(task: Task, cap: int, want: int) -> list[ShapeConfig]:

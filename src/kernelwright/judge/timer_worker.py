@@ -219,7 +219,7 @@ class _CudaClock:
         p90 = gaps[int(0.9 * (len(gaps) - 1))]
         self.slack_ms = max(0.004, 3.0 * (p90 - self.bias_ms))
         self.recent.clear()
-        self.recent.extend(gaps[-self.recent.maxlen:] if len(gaps) > self.recent.maxlen else gaps)
+        self.recent.extend(gaps)  # the deque keeps the last maxlen
 
 
 class _HostClock:

@@ -983,7 +983,7 @@ def _out_of_memory(verdict: Any) -> bool:
 
 
 def _fits_in_memory(task_path: Path, device: str) -> int:
-    """How many of this task's checks fit in GPU memory side by side (judge.inputs.count_io_elements;
+    """How many of this task's checks fit in GPU memory side by side (judge.inputs.count_footprint;
     the H100 MiniGPT run counted inputs only and put 8 checks of a 128x8x512x512 attention task side
     by side: 66 GB in the judge's process, every check out of memory)."""
     import torch
